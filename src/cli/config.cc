@@ -1,0 +1,144 @@
+#include "cli/config.h"
+
+#include <filesystem>
+#include <set>
+#include <toml.hpp>
+
+namespace resonance {
+namespace {
+
+Status Bad(const std::string& path, const std::string& msg) {
+  return Status(Code::kInvalidArgument, path + ": " + msg);
+}
+
+// Reads one [retry.CLASS] table into policy. Keys: base_s, factor, cap_s, max_retries.
+Status ReadClassPolicies(const toml::value& table, const std::string& where, RetryPolicy& policy) {
+  for (const auto& [cls_name, cls_table] : table.as_table()) {
+    auto cls = ParseErrorClass(cls_name);
+    if (!cls) return Status(Code::kInvalidArgument, where + "." + cls_name + ": unknown error class");
+    if (!cls_table.is_table()) return Status(Code::kInvalidArgument, where + "." + cls_name + ": must be a table");
+    ClassPolicy& cp = policy.For(*cls);
+    for (const auto& [key, v] : cls_table.as_table()) {
+      const std::string name = where + "." + cls_name + "." + key;
+      auto number = [&](double& out) -> Status {
+        if (v.is_floating()) {
+          out = v.as_floating();
+        } else if (v.is_integer()) {
+          out = static_cast<double>(v.as_integer());
+        } else {
+          return Status(Code::kInvalidArgument, name + ": must be a number");
+        }
+        if (!(out >= 0)) return Status(Code::kInvalidArgument, name + ": must be >= 0");
+        return Status::Ok();
+      };
+      Status s;
+      if (key == "base_s") {
+        s = number(cp.base_s);
+      } else if (key == "factor") {
+        s = number(cp.factor);
+      } else if (key == "cap_s") {
+        s = number(cp.cap_s);
+      } else if (key == "max_retries") {
+        if (!v.is_integer() || v.as_integer() < 0 || v.as_integer() > 1000) {
+          return Status(Code::kInvalidArgument, name + ": must be an integer from 0 to 1000");
+        }
+        cp.max_retries = static_cast<int>(v.as_integer());
+      } else {
+        return Status(Code::kInvalidArgument, name + ": unknown key");
+      }
+      if (!s.ok()) return s;
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status SplitHostPort(const std::string& listen, std::string& host, uint16_t& port) {
+  auto colon = listen.rfind(':');
+  if (colon == std::string::npos || colon == 0) {
+    return Status(Code::kInvalidArgument, "listen: expected HOST:PORT, got '" + listen + "'");
+  }
+  host = listen.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  try {
+    size_t used = 0;
+    int p = std::stoi(listen.substr(colon + 1), &used);
+    if (used != listen.size() - colon - 1 || p < 0 || p > 65535) throw std::out_of_range("port");
+    port = static_cast<uint16_t>(p);
+  } catch (const std::exception&) {
+    return Status(Code::kInvalidArgument, "listen: bad port in '" + listen + "'");
+  }
+  return Status::Ok();
+}
+
+Result<Config> LoadConfig(const std::string& path) {
+  if (!std::filesystem::exists(path)) return Status(Code::kNotFound, path + ": no such file");
+  Config c;
+  try {
+    const toml::value root = toml::parse(path);
+    // Tables read by later parts (workers, supervisor) are allowed here already.
+    static const std::set<std::string> kKnown = {
+        "listen", "data_dir", "durability", "max_body_bytes", "header_timeout_ms",
+        "body_timeout_ms", "sweep_interval_ms", "io_threads", "shutdown_grace_ms",
+        "ledger_checkpoint_every", "retry", "actions", "handlers", "pools"};
+    for (const auto& [key, v] : root.as_table()) {
+      if (!kKnown.count(key)) return Bad(path, key + ": unknown key");
+    }
+    auto integer = [&](const char* key, int64_t min, int64_t max, auto& out) -> Status {
+      if (!root.contains(key)) return Status::Ok();
+      const auto& v = root.at(key);
+      if (!v.is_integer() || v.as_integer() < min || v.as_integer() > max) {
+        return Bad(path, std::string(key) + ": must be an integer from " + std::to_string(min) +
+                             " to " + std::to_string(max));
+      }
+      out = static_cast<std::remove_reference_t<decltype(out)>>(v.as_integer());
+      return Status::Ok();
+    };
+    c.listen = toml::find_or<std::string>(root, "listen", c.listen);
+    c.data_dir = toml::find_or<std::string>(root, "data_dir", c.data_dir);
+    const std::string durability = toml::find_or<std::string>(root, "durability", "fsync");
+    if (durability == "fsync") {
+      c.durability = Durability::kFsync;
+    } else if (durability == "os") {
+      c.durability = Durability::kOs;
+    } else {
+      return Bad(path, "durability: must be \"fsync\" or \"os\"");
+    }
+    for (Status s : {integer("max_body_bytes", 1024, 1LL << 30, c.max_body_bytes),
+                     integer("header_timeout_ms", 100, 3600000, c.header_timeout_ms),
+                     integer("body_timeout_ms", 100, 3600000, c.body_timeout_ms),
+                     integer("sweep_interval_ms", 1, 60000, c.sweep_interval_ms),
+                     integer("io_threads", 1, 64, c.io_threads),
+                     integer("shutdown_grace_ms", 0, 600000, c.shutdown_grace_ms),
+                     integer("ledger_checkpoint_every", 0, 1LL << 40, c.ledger_checkpoint_every)}) {
+      if (!s.ok()) return s;
+    }
+    if (root.contains("retry")) {
+      const auto& r = root.at("retry");
+      if (!r.is_table()) return Bad(path, "retry: must be a table");
+      Status s = ReadClassPolicies(r, "retry", c.retry.Default());
+      if (!s.ok()) return Bad(path, s.message());
+    }
+    if (root.contains("actions")) {
+      const auto& actions = root.at("actions");
+      if (!actions.is_table()) return Bad(path, "actions: must be a table");
+      for (const auto& [name, table] : actions.as_table()) {
+        if (!table.is_table()) return Bad(path, "actions." + name + ": must be a table");
+        RetryPolicy policy = c.retry.Default();
+        for (const auto& [key, v] : table.as_table()) {
+          if (key != "retry") return Bad(path, "actions." + name + "." + key + ": unknown key");
+          if (!v.is_table()) return Bad(path, "actions." + name + ".retry: must be a table");
+          Status s = ReadClassPolicies(v, "actions." + name + ".retry", policy);
+          if (!s.ok()) return Bad(path, s.message());
+        }
+        c.retry.SetForAction(name, policy);
+      }
+    }
+  } catch (const std::exception& e) {
+    return Bad(path, e.what());
+  }
+  return c;
+}
+
+}  // namespace resonance

@@ -1,0 +1,139 @@
+// resonance: the one binary. Subcommands are wired here; their work lives in cli/*.cc.
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <iostream>
+
+#include "cli/commands.h"
+#include "core/json_writer.h"
+#include "http/router.h"
+
+namespace {
+
+std::string DefaultServer() {
+  const char* env = std::getenv("RESONANCE_SERVER");
+  return env && *env ? env : "http://127.0.0.1:8091";
+}
+
+// Percent-encodes a path segment or query value.
+std::string Encode(const std::string& s) {
+  static const char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using resonance::cli::ClientCall;
+  CLI::App app{"Resonance: a durable task server for automation work"};
+  app.require_subcommand(1);
+  int rc = 0;
+
+  // server
+  resonance::cli::ServerFlags server_flags;
+  auto* server = app.add_subcommand("server", "Run the task server");
+  server->add_option("--config", server_flags.config, "TOML config file (default ./resonance.toml if present)");
+  server->add_option("--listen", server_flags.listen, "HOST:PORT to listen on (port 0 picks one)");
+  server->add_option("--data-dir", server_flags.data_dir, "Directory of the store");
+  server->callback([&] { rc = resonance::cli::RunServer(server_flags); });
+
+  resonance::cli::ClientFlags client;
+  client.server = DefaultServer();
+  auto add_server_flag = [&](CLI::App* cmd) {
+    cmd->add_option("--server", client.server, "Server URL (default $RESONANCE_SERVER or http://127.0.0.1:8091)");
+  };
+
+  // enqueue
+  std::string action, payload, queue;
+  int priority = 0;
+  double delay = 0;
+  auto* enqueue = app.add_subcommand("enqueue", "Enqueue one task and print it");
+  enqueue->add_option("action", action, "What to do, e.g. youtube_learn")->required();
+  enqueue->add_option("--payload", payload, "Payload JSON object");
+  enqueue->add_option("--queue", queue, "Queue (default \"default\")");
+  enqueue->add_option("--priority", priority, "Priority, higher first");
+  enqueue->add_option("--delay", delay, "Seconds before the task may run")->check(CLI::NonNegativeNumber);
+  add_server_flag(enqueue);
+  enqueue->callback([&] {
+    std::string body;
+    resonance::JsonWriter w(body);
+    w.BeginObject().Key("action").String(action);
+    if (!queue.empty()) w.Key("queue").String(queue);
+    if (!payload.empty()) w.Key("payload").Raw(payload);
+    if (priority != 0) w.Key("priority").Int(priority);
+    if (delay > 0) w.Key("delay_s").Double(delay);
+    w.EndObject();
+    rc = ClientCall(client, "POST", "/api/tasks", body);
+  });
+
+  // task get
+  std::string task_id;
+  auto* task = app.add_subcommand("task", "Inspect or act on one task");
+  task->require_subcommand(1);
+  auto* task_get = task->add_subcommand("get", "Print a task");
+  task_get->add_option("id", task_id, "Task id")->required();
+  add_server_flag(task_get);
+  task_get->callback([&] { rc = ClientCall(client, "GET", "/api/tasks/" + Encode(task_id), ""); });
+  auto* task_cancel = task->add_subcommand("cancel", "Cancel a task");
+  task_cancel->add_option("id", task_id, "Task id")->required();
+  add_server_flag(task_cancel);
+  task_cancel->callback([&] {
+    rc = ClientCall(client, "POST", "/api/tasks/" + Encode(task_id) + "/cancel", "");
+  });
+
+  // results
+  int count = 20;
+  auto* results = app.add_subcommand("results", "Print the most recent finished tasks");
+  results->add_option("--count", count, "How many (1-1000)")->check(CLI::Range(1, 1000));
+  add_server_flag(results);
+  results->callback([&] {
+    rc = ClientCall(client, "GET", "/api/results?count=" + std::to_string(count), "");
+  });
+
+  // dlq
+  auto* dlq = app.add_subcommand("dlq", "Dead-letter queue: list, requeue, delete");
+  dlq->require_subcommand(1);
+  std::string dlq_queue;
+  auto* dlq_list = dlq->add_subcommand("list", "List dead tasks");
+  dlq_list->add_option("--queue", dlq_queue, "Only this queue");
+  add_server_flag(dlq_list);
+  dlq_list->callback([&] {
+    std::string target = "/api/dlq";
+    if (!dlq_queue.empty()) target += "?queue=" + Encode(dlq_queue);
+    rc = ClientCall(client, "GET", target, "");
+  });
+  auto* dlq_requeue = dlq->add_subcommand("requeue", "Put a dead task back in its queue");
+  dlq_requeue->add_option("id", task_id, "Task id")->required();
+  add_server_flag(dlq_requeue);
+  dlq_requeue->callback([&] {
+    rc = ClientCall(client, "POST", "/api/dlq/" + Encode(task_id) + "/requeue", "");
+  });
+  auto* dlq_delete = dlq->add_subcommand("delete", "Delete a dead task");
+  dlq_delete->add_option("id", task_id, "Task id")->required();
+  add_server_flag(dlq_delete);
+  dlq_delete->callback([&] { rc = ClientCall(client, "DELETE", "/api/dlq/" + Encode(task_id), ""); });
+
+  // ledger verify
+  std::string data_dir = "var";
+  auto* ledger = app.add_subcommand("ledger", "The hash-chained event ledger");
+  ledger->require_subcommand(1);
+  auto* verify = ledger->add_subcommand("verify", "Check the chain is whole; names the first bad record");
+  verify->add_option("--data-dir", data_dir, "Data dir of a stopped or running server (default var)");
+  verify->callback([&] { rc = resonance::cli::VerifyLedger(data_dir); });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return rc;
+}

@@ -1,0 +1,187 @@
+#include <utility>  // before Asio: Boost 1.74 + g++ 12
+
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iostream>
+
+#include "cli/commands.h"
+#include "cli/config.h"
+#include "engine/engine.h"
+#include "http/api.h"
+#include "http/server.h"
+#include "ledger/verifier.h"
+#include "observe/log.h"
+#include "store/sqlite/sqlite_store.h"
+
+namespace resonance::cli {
+namespace fs = std::filesystem;
+
+namespace {
+
+Status WriteFileAtomically(const fs::path& path, const std::string& text) {
+  fs::path tmp = path;
+  tmp += ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::trunc);
+    f << text;
+    if (!f) return Status(Code::kUnavailable, "cannot write " + tmp.string());
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) return Status(Code::kUnavailable, "cannot rename to " + path.string() + ": " + ec.message());
+  return Status::Ok();
+}
+
+// Runs engine.Tick() every interval on the io context until the server stops.
+class Sweeper {
+ public:
+  Sweeper(boost::asio::io_context& io, Engine& engine, int interval_ms)
+      : timer_(io), engine_(engine), interval_(interval_ms) {}
+  void Start() {
+    timer_.expires_after(interval_);
+    timer_.async_wait([this](boost::system::error_code ec) {
+      if (ec) return;
+      engine_.Tick();
+      Start();
+    });
+  }
+
+ private:
+  boost::asio::steady_timer timer_;
+  Engine& engine_;
+  std::chrono::milliseconds interval_;
+};
+
+}  // namespace
+
+int RunServer(const ServerFlags& flags) {
+  Config config;
+  std::string config_path = flags.config;
+  if (config_path.empty() && fs::exists("resonance.toml")) config_path = "resonance.toml";
+  if (!config_path.empty()) {
+    auto loaded = LoadConfig(config_path);
+    if (!loaded.ok()) {
+      std::cerr << "resonance: config: " << loaded.status().message() << "\n";
+      return 2;
+    }
+    config = std::move(*loaded);
+  }
+  if (!flags.listen.empty()) config.listen = flags.listen;
+  if (!flags.data_dir.empty()) config.data_dir = flags.data_dir;
+
+  http::ServerOptions server_options;
+  if (Status s = SplitHostPort(config.listen, server_options.host, server_options.port); !s.ok()) {
+    std::cerr << "resonance: " << s.message() << "\n";
+    return 2;
+  }
+  server_options.max_body_bytes = static_cast<size_t>(config.max_body_bytes);
+  server_options.header_timeout_ms = config.header_timeout_ms;
+  server_options.body_timeout_ms = config.body_timeout_ms;
+  server_options.threads = config.io_threads;
+
+  std::error_code ec;
+  fs::create_directories(config.data_dir, ec);
+  if (ec) {
+    std::cerr << "resonance: cannot create data dir " << config.data_dir << ": " << ec.message() << "\n";
+    return 1;
+  }
+  const fs::path addr_file = fs::path(config.data_dir) / "listen.addr";
+  fs::remove(addr_file, ec);
+
+  SqliteStoreOptions store_options;
+  store_options.path = (fs::path(config.data_dir) / "resonance.db").string();
+  store_options.durability = config.durability;
+  auto store = SqliteStore::Open(store_options);
+  if (!store.ok()) {
+    std::cerr << "resonance: store: " << store.status().message() << "\n";
+    return 1;
+  }
+
+  SystemClock clock;
+  EngineOptions engine_options;
+  engine_options.retry = config.retry;
+  engine_options.ledger_checkpoint_every = config.ledger_checkpoint_every;
+  Engine engine(**store, clock, engine_options);
+  if (Status s = engine.Recover(); !s.ok()) {
+    std::cerr << "resonance: recovery failed: " << s.message() << "\n";
+    return 1;
+  }
+
+  http::Router router;
+  http::Server server(router, server_options);
+  http::Api api(engine, **store, clock, server.io(), {config.data_dir});
+  api.Register(router);
+  if (Status s = server.Listen(); !s.ok()) {
+    std::cerr << "resonance: " << s.message() << "\n";
+    return 1;
+  }
+  const std::string bound = server_options.host + ":" + std::to_string(server.bound_port());
+  if (Status s = WriteFileAtomically(addr_file, bound + "\n"); !s.ok()) {
+    std::cerr << "resonance: " << s.message() << "\n";
+    return 1;
+  }
+  api.SetReady(true);
+  log::Info("server", "listening on http://" + bound + " (data dir " + config.data_dir +
+                          ", durability " +
+                          (config.durability == Durability::kFsync ? "fsync" : "os") + ")");
+
+  Sweeper sweeper(server.io(), engine, config.sweep_interval_ms);
+  sweeper.Start();
+  boost::asio::signal_set signals(server.io(), SIGINT, SIGTERM);
+  signals.async_wait([&](boost::system::error_code err, int sig) {
+    if (err) return;
+    log::Info("server", "signal " + std::to_string(sig) + ": draining and stopping");
+    api.SetReady(false);
+    engine.ReleaseWaiters();
+    server.Shutdown(config.shutdown_grace_ms);
+  });
+  server.Run();
+  (*store)->Close();
+  fs::remove(addr_file, ec);
+  log::Info("server", "stopped; store flushed");
+  return 0;
+}
+
+int VerifyLedger(const std::string& data_dir) {
+  const std::string path = (fs::path(data_dir) / "resonance.db").string();
+  if (!fs::exists(path)) {
+    std::cerr << "ledger verify: no database at " << path << "\n";
+    return 1;
+  }
+  auto store = SqliteStore::OpenReadOnly(path);
+  if (!store.ok()) {
+    std::cerr << "ledger verify: " << store.status().message() << "\n";
+    return 1;
+  }
+  LedgerVerifier verifier;
+  int64_t after = 0;
+  for (;;) {
+    auto page = (*store)->ReadLedger(after, 10000);
+    if (!page.ok()) {
+      std::cerr << "ledger verify: " << page.status().message() << "\n";
+      return 1;
+    }
+    if (page->empty()) break;
+    for (const auto& r : *page) {
+      if (Status s = verifier.Add(r); !s.ok()) {
+        std::cerr << "ledger verify: FAILED: " << s.message() << "\n";
+        return 1;
+      }
+      after = r.seq;
+    }
+  }
+  if (Status s = verifier.Finish(); !s.ok()) {
+    std::cerr << "ledger verify: FAILED: " << s.message() << "\n";
+    return 1;
+  }
+  const auto& sum = verifier.summary();
+  std::cout << "ledger verify: ok: " << sum.records << " records";
+  if (sum.records > 0) std::cout << ", seq " << sum.first_seq << ".." << sum.last_seq;
+  std::cout << ", " << sum.checkpoints << " checkpoints\n";
+  return 0;
+}
+
+}  // namespace resonance::cli

@@ -1,0 +1,751 @@
+#include "engine/engine.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+
+#include "core/json_writer.h"
+#include "core/time_format.h"
+#include "observe/log.h"
+
+namespace resonance {
+namespace {
+
+std::string LeaseText(uint64_t token) {
+  static const char kHex[] = "0123456789abcdef";
+  std::string s(16, '0');
+  for (int i = 15; i >= 0; --i) {
+    s[static_cast<size_t>(i)] = kHex[token & 15];
+    token >>= 4;
+  }
+  return s;
+}
+
+uint64_t ParseLease(std::string_view s) {
+  uint64_t v = 0;
+  if (s.size() != 16) return 0;
+  auto r = std::from_chars(s.data(), s.data() + s.size(), v, 16);
+  if (r.ec != std::errc() || r.ptr != s.data() + s.size()) return 0;
+  return v;
+}
+
+TaskUpdate UpdateOf(const LiveTask& t, Micros now) {
+  TaskUpdate u;
+  u.id = FormatTaskId(t.id);
+  u.updated_at = now;
+  u.state = t.state;
+  u.run_at = t.run_at;
+  u.attempt = t.attempt;
+  u.throttled = t.throttled;
+  return u;
+}
+
+}  // namespace
+
+Status ValidateNewTask(const NewTask& t) {
+  auto bad = [](std::string msg) { return Status(Code::kInvalidArgument, std::move(msg)); };
+  if (t.action.empty() || t.action.size() > 200) return bad("action: must be 1 to 200 characters");
+  if (t.queue.empty() || t.queue.size() > 200) return bad("queue: must be 1 to 200 characters");
+  if (t.delay_s && t.run_at) return bad("delay_s and run_at: give one, not both");
+  if (t.delay_s && (!std::isfinite(*t.delay_s) || *t.delay_s < 0 || *t.delay_s > 1e9)) {
+    return bad("delay_s: must be a number >= 0");
+  }
+  if (t.max_attempts < 1 || t.max_attempts > 1000) return bad("max_attempts: must be 1 to 1000");
+  if (t.timeout_s < 1 || t.timeout_s > 86400) return bad("timeout_s: must be 1 to 86400");
+  if (t.idempotency_key.size() > 500) return bad("idempotency_key: at most 500 characters");
+  if (t.requires_approval) {
+    return Status(Code::kUnprocessable, "requires_approval: approvals are not available yet");
+  }
+  return Status::Ok();
+}
+
+Engine::Engine(Store& store, const Clock& clock, EngineOptions options)
+    : store_(store),
+      clock_(clock),
+      options_(std::move(options)),
+      ids_(clock),
+      rng_(std::random_device{}()) {
+  workers_.emplace_back();  // index 0: no worker
+}
+
+Engine::~Engine() = default;
+
+uint32_t Engine::QueueIndex(const std::string& name) {
+  auto [it, inserted] = queue_index_.emplace(name, static_cast<uint32_t>(queues_.size()));
+  if (inserted) {
+    queues_.emplace_back();
+    queues_.back().name = name;
+  }
+  return it->second;
+}
+
+uint64_t Engine::NewLeaseToken() {
+  uint64_t v;
+  do {
+    v = rng_();
+  } while (v == 0);
+  return v;
+}
+
+void Engine::AddLive(LiveTask t) {
+  QueueState& q = queues_[t.queue];
+  switch (t.state) {
+    case TaskState::kReady: q.ready.insert({t.priority, t.run_at, t.id}); break;
+    case TaskState::kScheduled:
+      scheduled_.insert({t.run_at, t.id});
+      ++q.scheduled;
+      break;
+    case TaskState::kRunning:
+      leases_.insert({t.lease_expires_at, t.id});
+      ++q.running;
+      ++workers_[t.worker].running;
+      break;
+    default: break;
+  }
+  live_.emplace(t.id, t);
+}
+
+void Engine::RemoveFromIndexes(LiveTask& t) {
+  QueueState& q = queues_[t.queue];
+  switch (t.state) {
+    case TaskState::kReady: q.ready.erase({t.priority, t.run_at, t.id}); break;
+    case TaskState::kScheduled:
+      scheduled_.erase({t.run_at, t.id});
+      --q.scheduled;
+      break;
+    case TaskState::kRunning:
+      leases_.erase({t.lease_expires_at, t.id});
+      --q.running;
+      --workers_[t.worker].running;
+      break;
+    default: break;
+  }
+}
+
+void Engine::MakeReady(LiveTask& t) {
+  t.state = TaskState::kReady;
+  queues_[t.queue].ready.insert({t.priority, t.run_at, t.id});
+}
+
+void Engine::AppendEvent(WriteBatch& batch, Micros now, std::string kind, TaskId id,
+                         std::string data) {
+  batch.mutations.push_back(AppendLedger{
+      chain_.Append(now, std::move(kind), id ? FormatTaskId(id) : std::string(), std::move(data))});
+  const int64_t every = options_.ledger_checkpoint_every;
+  if (every > 0 && chain_.last_seq() % every == 0) {
+    batch.mutations.push_back(AppendLedger{chain_.AppendCheckpoint(now)});
+  }
+}
+
+void Engine::SubmitLocked(WriteBatch batch, Done done) {
+  store_.Submit(std::move(batch), [this, done = std::move(done)](const Status& s) {
+    if (!s.ok() && !failed_) {
+      failed_ = true;
+      log::Error("engine", "store commit failed, engine stops accepting writes: " + s.ToString());
+    }
+    if (done) done(s);
+  });
+}
+
+Engine::Done Engine::ReleaseKeysAfter(std::vector<TaskId> ids, Done done) {
+  if (ids.empty()) return done;
+  return [this, ids = std::move(ids), done = std::move(done)](const Status& s) {
+    {
+      std::lock_guard lock(mu_);
+      for (TaskId id : ids) {
+        if (live_.count(id)) continue;  // requeued meanwhile: it owns its key again
+        auto k = key_of_.find(id);
+        if (k == key_of_.end()) continue;
+        auto it = idempotency_.find(k->second);
+        if (it != idempotency_.end() && it->second == id) idempotency_.erase(it);
+        key_of_.erase(k);
+      }
+    }
+    done(s);
+  };
+}
+
+Status Engine::Recover() {
+  std::lock_guard lock(mu_);
+  size_t count = 0;
+  auto meta = store_.Recover([&](Task&& t) {
+    auto id = ParseTaskId(t.id);
+    if (!id) {
+      log::Warn("engine", "skipping task with malformed id " + t.id);
+      return;
+    }
+    LiveTask lt;
+    lt.id = *id;
+    lt.run_at = t.run_at;
+    lt.priority = t.priority;
+    lt.timeout_s = t.timeout_s;
+    lt.queue = QueueIndex(t.queue);
+    lt.action = actions_.Intern(t.action);
+    lt.attempt = static_cast<uint16_t>(t.attempt);
+    lt.max_attempts = static_cast<uint16_t>(t.max_attempts);
+    lt.throttled = static_cast<uint16_t>(t.throttled);
+    lt.state = t.state;
+    lt.cancel_requested = t.cancel_requested;
+    if (t.state == TaskState::kRunning) {
+      lt.lease = ParseLease(t.lease);
+      lt.lease_expires_at = t.lease_expires_at;
+      lt.started_at = t.started_at;
+      lt.worker = worker_names_.Intern(t.worker);
+      if (workers_.size() < worker_names_.size()) workers_.resize(worker_names_.size());
+    }
+    if (!t.idempotency_key.empty()) {
+      lt.has_idempotency_key = true;
+      idempotency_[t.idempotency_key] = lt.id;
+      key_of_[lt.id] = t.idempotency_key;
+    }
+    AddLive(lt);
+    ++count;
+  });
+  if (!meta.ok()) return meta.status();
+  for (const auto& name : meta->paused_queues) queues_[QueueIndex(name)].paused = true;
+  if (meta->ledger_last_seq > 0) chain_ = LedgerChain(meta->ledger_last_seq, meta->ledger_last_hash);
+  if (auto max_id = ParseTaskId(meta->max_task_id)) ids_.RaiseFloor(*max_id);
+
+  WriteBatch batch;
+  std::string data;
+  JsonWriter(data).BeginObject().Key("live_tasks").Int(static_cast<int64_t>(count)).EndObject();
+  AppendEvent(batch, clock_.Now(), "server.recovered", 0, std::move(data));
+  SubmitLocked(std::move(batch), nullptr);
+  log::Info("engine", "recovered " + std::to_string(count) + " live tasks");
+  return Status::Ok();
+}
+
+void Engine::Enqueue(std::vector<NewTask> tasks, Callback<std::vector<EnqueueOutcome>> done) {
+  std::lock_guard lock(mu_);
+  if (failed_) return done(Status(Code::kUnavailable, "store failed; restart the server"), {});
+  const Micros now = clock_.Now();
+  std::vector<EnqueueOutcome> out;
+  out.reserve(tasks.size());
+  WriteBatch batch;
+  batch.mutations.reserve(tasks.size() * 2);
+  for (NewTask& nt : tasks) {
+    if (!nt.idempotency_key.empty()) {
+      auto it = idempotency_.find(nt.idempotency_key);
+      if (it != idempotency_.end()) {
+        out.push_back({FormatTaskId(it->second), false, {}});
+        continue;
+      }
+      auto found = store_.FindByIdempotencyKey(nt.idempotency_key);
+      if (!found.ok()) return done(found.status(), {});
+      if (found->has_value()) {
+        out.push_back({**found, false, {}});
+        continue;
+      }
+    }
+    const TaskId id = ids_.Next();
+    Task t;
+    t.id = FormatTaskId(id);
+    t.queue = std::move(nt.queue);
+    t.action = std::move(nt.action);
+    t.payload = std::move(nt.payload);
+    t.priority = nt.priority;
+    t.run_at = nt.run_at ? *nt.run_at : now + (nt.delay_s ? SecondsToMicros(*nt.delay_s) : 0);
+    t.state = t.run_at > now ? TaskState::kScheduled : TaskState::kReady;
+    t.max_attempts = nt.max_attempts;
+    t.timeout_s = nt.timeout_s;
+    t.idempotency_key = std::move(nt.idempotency_key);
+    t.parent_id = std::move(nt.parent_id);
+    t.trace_id = std::move(nt.trace_id);
+    t.created_at = t.updated_at = now;
+
+    LiveTask lt;
+    lt.id = id;
+    lt.run_at = t.run_at;
+    lt.priority = t.priority;
+    lt.timeout_s = t.timeout_s;
+    lt.queue = QueueIndex(t.queue);
+    lt.action = actions_.Intern(t.action);
+    lt.max_attempts = static_cast<uint16_t>(t.max_attempts);
+    lt.state = t.state;
+    if (!t.idempotency_key.empty()) {
+      lt.has_idempotency_key = true;
+      idempotency_[t.idempotency_key] = id;
+      key_of_[id] = t.idempotency_key;
+    }
+    AddLive(lt);
+
+    std::string data;
+    JsonWriter w(data);
+    w.BeginObject().Key("queue").String(t.queue).Key("action").String(t.action);
+    w.Key("priority").Int(t.priority).Key("state").String(TaskStateName(t.state));
+    w.Key("run_at").Time(t.run_at).EndObject();
+    AppendEvent(batch, now, "task.enqueued", id, std::move(data));
+    batch.mutations.push_back(InsertTask{t});
+    out.push_back({t.id, true, std::move(t)});
+  }
+  if (batch.empty()) {
+    // Only known keys: answer once the earlier writes that created them are durable.
+    store_.Submit({}, [done, out = std::move(out)](const Status& s) mutable {
+      done(s, std::move(out));
+    });
+    return;
+  }
+  SubmitLocked(std::move(batch), [done, out = std::move(out)](const Status& s) mutable {
+    done(s, std::move(out));
+  });
+  ServeWaiters(now);
+}
+
+std::vector<LeasedTask> Engine::PickReady(uint32_t worker, const std::vector<uint32_t>& queues,
+                                          int max, Micros now, WriteBatch& batch) {
+  std::vector<LeasedTask> out;
+  while (static_cast<int>(out.size()) < max) {
+    QueueState* best = nullptr;
+    for (uint32_t qi : queues) {
+      QueueState& q = queues_[qi];
+      if (q.paused || q.ready.empty()) continue;
+      if (!best || *q.ready.begin() < *best->ready.begin()) best = &q;
+    }
+    if (!best) break;
+    const TaskId id = best->ready.begin()->id;
+    best->ready.erase(best->ready.begin());
+    LiveTask& t = live_.at(id);
+    t.state = TaskState::kRunning;
+    ++t.attempt;
+    t.lease = NewLeaseToken();
+    t.lease_expires_at = now + static_cast<Micros>(t.timeout_s) * kMicrosPerSecond;
+    t.started_at = now;
+    t.worker = worker;
+    leases_.insert({t.lease_expires_at, id});
+    ++best->running;
+    ++workers_[worker].running;
+
+    TaskUpdate u = UpdateOf(t, now);
+    u.fields = TaskUpdate::kState | TaskUpdate::kAttempt | TaskUpdate::kLease |
+               TaskUpdate::kStartedAt | TaskUpdate::kProgress;
+    u.lease = LeaseText(t.lease);
+    u.lease_expires_at = t.lease_expires_at;
+    u.worker = worker_names_.Name(worker);
+    u.started_at = now;
+    out.push_back({u.id, u.lease, t.lease_expires_at});
+
+    std::string data;
+    JsonWriter w(data);
+    w.BeginObject().Key("attempt").Int(t.attempt).Key("worker").String(u.worker);
+    w.Key("lease_expires_at").Time(t.lease_expires_at).EndObject();
+    AppendEvent(batch, now, "task.leased", id, std::move(data));
+    batch.mutations.push_back(UpdateTask{std::move(u)});
+  }
+  return out;
+}
+
+void Engine::Lease(LeaseRequest req, Callback<std::vector<LeasedTask>> done) {
+  std::lock_guard lock(mu_);
+  if (failed_) return done(Status(Code::kUnavailable, "store failed; restart the server"), {});
+  const Micros now = clock_.Now();
+  const uint32_t worker = worker_names_.Intern(req.worker);
+  if (workers_.size() < worker_names_.size()) workers_.resize(worker_names_.size());
+  workers_[worker].last_seen = now;
+  std::vector<uint32_t> queues;
+  queues.reserve(req.queues.size());
+  for (const auto& name : req.queues) queues.push_back(QueueIndex(name));
+  WriteBatch batch;
+  auto picked = PickReady(worker, queues, req.max, now, batch);
+  if (picked.empty()) {
+    if (req.wait_ms > 0) {
+      waiters_.push_back({worker, std::move(queues), req.max,
+                          now + static_cast<Micros>(req.wait_ms) * kMicrosPerMilli,
+                          std::move(done)});
+    } else {
+      done(Status::Ok(), {});
+    }
+    return;
+  }
+  SubmitLocked(std::move(batch), [done, picked = std::move(picked)](const Status& s) mutable {
+    done(s, std::move(picked));
+  });
+}
+
+void Engine::ServeWaiters(Micros now) {
+  for (auto it = waiters_.begin(); it != waiters_.end();) {
+    if (it->deadline <= now) {
+      it->done(Status::Ok(), {});
+      it = waiters_.erase(it);
+      continue;
+    }
+    WriteBatch batch;
+    workers_[it->worker].last_seen = now;
+    auto picked = PickReady(it->worker, it->queues, it->max, now, batch);
+    if (picked.empty()) {
+      ++it;
+      continue;
+    }
+    SubmitLocked(std::move(batch),
+                 [done = std::move(it->done), picked = std::move(picked)](const Status& s) mutable {
+                   done(s, std::move(picked));
+                 });
+    it = waiters_.erase(it);
+  }
+}
+
+void Engine::Heartbeat(const std::string& id_text, const std::string& lease,
+                       std::string progress, Callback<HeartbeatReply> done) {
+  std::lock_guard lock(mu_);
+  if (failed_) return done(Status(Code::kUnavailable, "store failed; restart the server"), {});
+  const Micros now = clock_.Now();
+  auto id = ParseTaskId(id_text);
+  auto it = id ? live_.find(*id) : live_.end();
+  if (it == live_.end()) {
+    auto stored = id ? store_.GetTask(id_text) : Result<Task>(Code::kNotFound, "");
+    if (!stored.ok()) return done(Status(Code::kNotFound, "no task " + id_text), {});
+    return done(Status(Code::kConflict, std::string("task is ") + TaskStateName(stored->state) +
+                                            ", not running under this lease"),
+                {});
+  }
+  LiveTask& t = it->second;
+  if (t.state != TaskState::kRunning || t.lease != ParseLease(lease)) {
+    return done(Status(Code::kConflict, "lease is not the task's current lease"), {});
+  }
+  leases_.erase({t.lease_expires_at, t.id});
+  t.lease_expires_at = now + static_cast<Micros>(t.timeout_s) * kMicrosPerSecond;
+  leases_.insert({t.lease_expires_at, t.id});
+  workers_[t.worker].last_seen = now;
+
+  TaskUpdate u = UpdateOf(t, now);
+  u.fields = TaskUpdate::kLease;
+  u.lease = LeaseText(t.lease);
+  u.lease_expires_at = t.lease_expires_at;
+  u.worker = worker_names_.Name(t.worker);
+  if (!progress.empty()) {
+    u.fields |= TaskUpdate::kProgress;
+    u.progress = std::move(progress);
+  }
+  WriteBatch batch;
+  batch.mutations.push_back(UpdateTask{std::move(u)});
+  HeartbeatReply reply{t.lease_expires_at, t.cancel_requested};
+  SubmitLocked(std::move(batch), [done, reply](const Status& s) { done(s, reply); });
+}
+
+TaskState Engine::FailLive(LiveTask& t, ErrorClass cls, const std::string& message,
+                           std::optional<double> retry_after_s, Micros now, WriteBatch& batch) {
+  RetryDecision d = DecideRetry(options_.retry.For(actions_.Name(t.action)),
+                                {cls, t.attempt, t.max_attempts, t.throttled, retry_after_s});
+  if (t.cancel_requested) d = {RetryDecision::kCancelled};
+  RemoveFromIndexes(t);
+  TaskUpdate u = UpdateOf(t, now);
+  u.fields = TaskUpdate::kState | TaskUpdate::kError | TaskUpdate::kLease;
+  u.has_error = true;
+  u.error_class = cls;
+  u.error_message = message;
+  std::string data;
+  JsonWriter w(data);
+  w.BeginObject().Key("attempt").Int(t.attempt).Key("class").String(ErrorClassName(cls));
+  w.Key("message").String(message);
+  std::string kind;
+  if (d.outcome == RetryDecision::kRetry) {
+    if (d.throttled) ++t.throttled;
+    t.run_at = now + d.delay;
+    t.lease = 0;
+    t.worker = 0;
+    if (d.delay <= 0) {
+      MakeReady(t);
+    } else {
+      t.state = TaskState::kScheduled;
+      scheduled_.insert({t.run_at, t.id});
+      ++queues_[t.queue].scheduled;
+    }
+    u.fields |= TaskUpdate::kRunAt | TaskUpdate::kAttempt;
+    u.state = t.state;
+    u.run_at = t.run_at;
+    u.throttled = t.throttled;
+    w.Key("retry_at").Time(t.run_at);
+    kind = "task.failed";
+  } else {
+    const TaskState end =
+        d.outcome == RetryDecision::kDead ? TaskState::kDead : TaskState::kCancelled;
+    u.state = end;
+    u.fields |= TaskUpdate::kFinishedAt;
+    u.finished_at = now;
+    kind = end == TaskState::kDead ? "task.dead" : "task.cancelled";
+    t.state = end;
+  }
+  w.EndObject();
+  const TaskId id = t.id;
+  const TaskState result = t.state;
+  if (IsTerminal(result)) live_.erase(id);
+  AppendEvent(batch, now, std::move(kind), id, std::move(data));
+  batch.mutations.push_back(UpdateTask{std::move(u)});
+  return result;
+}
+
+Result<TaskState> Engine::FinishOne(const FinishRequest& req, Micros now, WriteBatch& batch,
+                                    std::vector<TaskId>& finished_with_key) {
+  auto id = ParseTaskId(req.id);
+  auto it = id ? live_.find(*id) : live_.end();
+  if (it == live_.end()) {
+    auto stored = id ? store_.GetTask(req.id) : Result<Task>(Code::kNotFound, "");
+    if (!stored.ok()) return Status(Code::kNotFound, "no task " + req.id);
+    return Status(Code::kConflict, std::string("task is ") + TaskStateName(stored->state) +
+                                       ", not running under this lease");
+  }
+  LiveTask& t = it->second;
+  if (t.state != TaskState::kRunning || t.lease != ParseLease(req.lease)) {
+    return Status(Code::kConflict, "lease is not the task's current lease");
+  }
+  workers_[t.worker].last_seen = now;
+  if (!req.success) {
+    const bool has_key = t.has_idempotency_key;
+    const TaskId tid = t.id;
+    // FailLive erases a task that turns terminal: t is not to be touched after it.
+    TaskState s = FailLive(t, req.error_class, req.error_message, req.retry_after_s, now, batch);
+    if (IsTerminal(s) && has_key) finished_with_key.push_back(tid);
+    return s;
+  }
+  if (t.has_idempotency_key) finished_with_key.push_back(t.id);
+  const TaskState end = t.cancel_requested ? TaskState::kCancelled : TaskState::kSucceeded;
+  RemoveFromIndexes(t);
+  TaskUpdate u = UpdateOf(t, now);
+  u.state = end;
+  u.fields = TaskUpdate::kState | TaskUpdate::kResult | TaskUpdate::kLease |
+             TaskUpdate::kFinishedAt | TaskUpdate::kError;
+  u.result = req.result;
+  u.finished_at = now;
+  if (end == TaskState::kCancelled) {
+    u.has_error = true;
+    u.error_class = ErrorClass::kCancelled;
+    u.error_message = "cancelled on request";
+  }
+  std::string data;
+  JsonWriter(data).BeginObject().Key("attempt").Int(t.attempt).Key("duration_ms")
+      .Int((now - t.started_at) / kMicrosPerMilli).EndObject();
+  const TaskId tid = t.id;
+  live_.erase(it);
+  AppendEvent(batch, now, end == TaskState::kSucceeded ? "task.succeeded" : "task.cancelled",
+              tid, std::move(data));
+  batch.mutations.push_back(UpdateTask{std::move(u)});
+  return end;
+}
+
+void Engine::Finish(std::vector<FinishRequest> items,
+                    Callback<std::vector<Result<TaskState>>> done) {
+  std::lock_guard lock(mu_);
+  if (failed_) return done(Status(Code::kUnavailable, "store failed; restart the server"), {});
+  const Micros now = clock_.Now();
+  std::vector<Result<TaskState>> out;
+  out.reserve(items.size());
+  WriteBatch batch;
+  std::vector<TaskId> finished_with_key;
+  for (const auto& item : items) out.push_back(FinishOne(item, now, batch, finished_with_key));
+  auto answer = [done, out = std::move(out)](const Status& s) mutable { done(s, std::move(out)); };
+  if (batch.empty()) {
+    store_.Submit({}, std::move(answer));
+    return;
+  }
+  SubmitLocked(std::move(batch), ReleaseKeysAfter(std::move(finished_with_key), std::move(answer)));
+  if (!waiters_.empty()) ServeWaiters(now);
+}
+
+void Engine::Cancel(const std::string& id_text, Done done) {
+  std::lock_guard lock(mu_);
+  if (failed_) return done(Status(Code::kUnavailable, "store failed; restart the server"));
+  const Micros now = clock_.Now();
+  auto id = ParseTaskId(id_text);
+  auto it = id ? live_.find(*id) : live_.end();
+  if (it == live_.end()) {
+    auto stored = id ? store_.GetTask(id_text) : Result<Task>(Code::kNotFound, "");
+    if (!stored.ok()) return done(Status(Code::kNotFound, "no task " + id_text));
+    return done(Status(Code::kConflict,
+                       std::string("task is already ") + TaskStateName(stored->state)));
+  }
+  LiveTask& t = it->second;
+  WriteBatch batch;
+  TaskUpdate u = UpdateOf(t, now);
+  std::vector<TaskId> finished_with_key;
+  if (t.state == TaskState::kRunning) {
+    if (t.cancel_requested) return Barrier(std::move(done));
+    t.cancel_requested = true;
+    u.fields = TaskUpdate::kCancel;
+    u.cancel_requested = true;
+    AppendEvent(batch, now, "task.cancel_requested", t.id, "{}");
+  } else {
+    RemoveFromIndexes(t);
+    u.state = TaskState::kCancelled;
+    u.fields = TaskUpdate::kState | TaskUpdate::kError | TaskUpdate::kFinishedAt;
+    u.has_error = true;
+    u.error_class = ErrorClass::kCancelled;
+    u.error_message = "cancelled on request";
+    u.finished_at = now;
+    std::string data;
+    JsonWriter(data).BeginObject().Key("from").String(TaskStateName(t.state)).EndObject();
+    AppendEvent(batch, now, "task.cancelled", t.id, std::move(data));
+    if (t.has_idempotency_key) finished_with_key.push_back(t.id);
+    live_.erase(it);
+  }
+  batch.mutations.push_back(UpdateTask{std::move(u)});
+  SubmitLocked(std::move(batch), ReleaseKeysAfter(std::move(finished_with_key), std::move(done)));
+}
+
+void Engine::Requeue(const std::string& id_text, Done done) {
+  std::lock_guard lock(mu_);
+  if (failed_) return done(Status(Code::kUnavailable, "store failed; restart the server"));
+  const Micros now = clock_.Now();
+  auto id = ParseTaskId(id_text);
+  if (!id) return done(Status(Code::kNotFound, "no task " + id_text));
+  if (live_.count(*id) || dead_busy_.count(*id)) {
+    return done(Status(Code::kConflict, "task is not in the dead-letter queue"));
+  }
+  auto stored = store_.GetTask(id_text);
+  if (!stored.ok()) return done(Status(Code::kNotFound, "no task " + id_text));
+  if (stored->state != TaskState::kDead) {
+    return done(Status(Code::kConflict, std::string("task is ") + TaskStateName(stored->state) +
+                                            ", not dead"));
+  }
+  LiveTask lt;
+  lt.id = *id;
+  lt.run_at = now;
+  lt.priority = stored->priority;
+  lt.timeout_s = stored->timeout_s;
+  lt.queue = QueueIndex(stored->queue);
+  lt.action = actions_.Intern(stored->action);
+  lt.max_attempts = static_cast<uint16_t>(stored->max_attempts);
+  lt.state = TaskState::kReady;
+  if (!stored->idempotency_key.empty()) {
+    lt.has_idempotency_key = true;
+    idempotency_[stored->idempotency_key] = lt.id;
+    key_of_[lt.id] = stored->idempotency_key;
+  }
+  AddLive(lt);
+  TaskUpdate u = UpdateOf(lt, now);
+  u.fields = TaskUpdate::kState | TaskUpdate::kRunAt | TaskUpdate::kAttempt | TaskUpdate::kError |
+             TaskUpdate::kLease | TaskUpdate::kFinishedAt | TaskUpdate::kResult |
+             TaskUpdate::kCancel | TaskUpdate::kProgress | TaskUpdate::kStartedAt;
+  WriteBatch batch;
+  std::string data;
+  JsonWriter(data).BeginObject().Key("previous_attempts").Int(stored->attempt).EndObject();
+  AppendEvent(batch, now, "task.requeued", lt.id, std::move(data));
+  batch.mutations.push_back(UpdateTask{std::move(u)});
+  SubmitLocked(std::move(batch), std::move(done));
+  if (!waiters_.empty()) ServeWaiters(now);
+}
+
+void Engine::DeleteDead(const std::string& id_text, Done done) {
+  std::lock_guard lock(mu_);
+  if (failed_) return done(Status(Code::kUnavailable, "store failed; restart the server"));
+  const Micros now = clock_.Now();
+  auto id = ParseTaskId(id_text);
+  if (!id) return done(Status(Code::kNotFound, "no task " + id_text));
+  if (live_.count(*id) || dead_busy_.count(*id)) {
+    return done(Status(Code::kConflict, "task is not in the dead-letter queue"));
+  }
+  auto stored = store_.GetTask(id_text);
+  if (!stored.ok()) return done(Status(Code::kNotFound, "no task " + id_text));
+  if (stored->state != TaskState::kDead) {
+    return done(Status(Code::kConflict, std::string("task is ") + TaskStateName(stored->state) +
+                                            ", not dead"));
+  }
+  dead_busy_.insert(*id);
+  WriteBatch batch;
+  std::string data;
+  JsonWriter(data).BeginObject().Key("queue").String(stored->queue).Key("action")
+      .String(stored->action).EndObject();
+  AppendEvent(batch, now, "task.deleted", *id, std::move(data));
+  batch.mutations.push_back(DeleteTask{id_text});
+  SubmitLocked(std::move(batch), [this, tid = *id, done = std::move(done)](const Status& s) {
+    {
+      std::lock_guard lock(mu_);
+      dead_busy_.erase(tid);
+    }
+    done(s);
+  });
+}
+
+void Engine::SetPaused(const std::string& queue, bool paused, Done done) {
+  std::lock_guard lock(mu_);
+  if (failed_) return done(Status(Code::kUnavailable, "store failed; restart the server"));
+  const Micros now = clock_.Now();
+  QueueState& q = queues_[QueueIndex(queue)];
+  q.paused = paused;
+  WriteBatch batch;
+  std::string data;
+  JsonWriter(data).BeginObject().Key("queue").String(queue).EndObject();
+  AppendEvent(batch, now, paused ? "queue.paused" : "queue.resumed", 0, std::move(data));
+  batch.mutations.push_back(SetQueuePaused{queue, paused});
+  SubmitLocked(std::move(batch), std::move(done));
+  if (!paused && !waiters_.empty()) ServeWaiters(now);
+}
+
+void Engine::Barrier(Done done) { store_.Submit({}, std::move(done)); }
+
+void Engine::Tick() {
+  std::lock_guard lock(mu_);
+  if (failed_) return;
+  const Micros now = clock_.Now();
+  WriteBatch batch;
+  while (!scheduled_.empty() && scheduled_.begin()->first <= now) {
+    const TaskId id = scheduled_.begin()->second;
+    LiveTask& t = live_.at(id);
+    RemoveFromIndexes(t);
+    MakeReady(t);
+    TaskUpdate u = UpdateOf(t, now);
+    u.fields = TaskUpdate::kState;
+    AppendEvent(batch, now, "task.ready", id, "{}");
+    batch.mutations.push_back(UpdateTask{std::move(u)});
+  }
+  std::vector<TaskId> finished_with_key;
+  while (!leases_.empty() && leases_.begin()->first <= now) {
+    LiveTask& t = live_.at(leases_.begin()->second);
+    const bool has_key = t.has_idempotency_key;
+    const TaskId id = t.id;
+    TaskState s = FailLive(t, ErrorClass::kTimeout, "lease expired", std::nullopt, now, batch);
+    if (IsTerminal(s) && has_key) finished_with_key.push_back(id);
+  }
+  if (!batch.empty()) {
+    SubmitLocked(std::move(batch), ReleaseKeysAfter(std::move(finished_with_key), nullptr));
+  }
+  if (!waiters_.empty()) ServeWaiters(now);
+}
+
+void Engine::ReleaseWaiters() {
+  std::lock_guard lock(mu_);
+  for (auto& w : waiters_) w.done(Status::Ok(), {});
+  waiters_.clear();
+}
+
+QueueInfo Engine::InfoOf(const QueueState& q) const {
+  return {q.name, q.paused, q.scheduled, static_cast<int64_t>(q.ready.size()), q.running};
+}
+
+std::vector<QueueInfo> Engine::Queues() {
+  std::lock_guard lock(mu_);
+  std::vector<QueueInfo> out;
+  for (const auto& q : queues_) {
+    if (q.paused || q.scheduled || q.running || !q.ready.empty()) out.push_back(InfoOf(q));
+  }
+  std::sort(out.begin(), out.end(),
+            [](const QueueInfo& a, const QueueInfo& b) { return a.name < b.name; });
+  return out;
+}
+
+std::optional<QueueInfo> Engine::QueueByName(const std::string& name) {
+  std::lock_guard lock(mu_);
+  auto it = queue_index_.find(name);
+  if (it == queue_index_.end()) return std::nullopt;
+  return InfoOf(queues_[it->second]);
+}
+
+std::vector<WorkerInfo> Engine::Workers() {
+  std::lock_guard lock(mu_);
+  std::vector<WorkerInfo> out;
+  for (uint32_t i = 1; i < workers_.size() && i < worker_names_.size(); ++i) {
+    if (workers_[i].last_seen == 0) continue;
+    out.push_back({worker_names_.Name(i), workers_[i].last_seen, workers_[i].running});
+  }
+  return out;
+}
+
+size_t Engine::live_count() {
+  std::lock_guard lock(mu_);
+  return live_.size();
+}
+
+bool Engine::healthy() {
+  std::lock_guard lock(mu_);
+  return !failed_ && store_.healthy();
+}
+
+}  // namespace resonance

@@ -1,0 +1,231 @@
+#pragma once
+
+#include <atomic>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/retry_policy.h"
+#include "core/status.h"
+#include "core/task.h"
+#include "core/task_id.h"
+#include "engine/live_task.h"
+#include "ledger/chain.h"
+#include "store/store.h"
+
+namespace resonance {
+
+struct EngineOptions {
+  RetryPolicies retry;
+  int64_t ledger_checkpoint_every = 100000;  // records between checkpoints, 0 = never
+};
+
+// A task as a producer asks for it. Validate with ValidateNewTask before Enqueue.
+struct NewTask {
+  std::string queue{kDefaultQueue};
+  std::string action;
+  std::string payload = "{}";  // raw JSON object
+  int32_t priority = 0;
+  std::optional<double> delay_s;
+  std::optional<Micros> run_at;
+  int32_t max_attempts = kDefaultMaxAttempts;
+  int32_t timeout_s = kDefaultTimeoutS;
+  std::string idempotency_key;
+  bool requires_approval = false;
+  std::string parent_id;
+  std::string trace_id;
+};
+
+// kInvalidArgument naming the field, or kUnprocessable for features not offered yet.
+Status ValidateNewTask(const NewTask& t);
+
+struct EnqueueOutcome {
+  std::string id;
+  bool created = false;
+  Task task;  // the full task when created; when not, read it from the store
+};
+
+struct LeaseRequest {
+  std::string worker;
+  std::vector<std::string> queues{std::string(kDefaultQueue)};
+  int max = 1;
+  int wait_ms = 0;
+};
+
+struct LeasedTask {
+  std::string id;
+  std::string lease;
+  Micros lease_expires_at = 0;
+};
+
+struct HeartbeatReply {
+  Micros lease_expires_at = 0;
+  bool cancel = false;
+};
+
+// One complete or fail of a leased task.
+struct FinishRequest {
+  std::string id;
+  std::string lease;
+  bool success = true;
+  std::string result;  // raw JSON, when success (may be empty)
+  ErrorClass error_class = ErrorClass::kTemporary;
+  std::string error_message;
+  std::optional<double> retry_after_s;
+};
+
+struct QueueInfo {
+  std::string name;
+  bool paused = false;
+  int64_t scheduled = 0;
+  int64_t ready = 0;
+  int64_t running = 0;
+};
+
+struct WorkerInfo {
+  std::string name;
+  Micros last_seen = 0;
+  int64_t running = 0;
+};
+
+// The broker: ready queues, leases, retries, dead letters, delays, cancellation,
+// idempotency and pause/resume, over a Store that is the source of truth.
+//
+// Thread-safe: every method takes one mutex for its whole step (not per task or
+// field). State changes are applied in memory and handed to the store as one
+// WriteBatch with their ledger events, in the order they were made; the callback runs
+// (on the store's writer thread) once that batch is durable, and only then may the
+// caller answer its client. A store failure is reported to the callback and leaves the
+// engine unhealthy: the process must restart and recover from the store.
+//
+// Memory holds only LiveTask for non-terminal tasks; read full tasks from the store
+// after the callback (they are committed by then).
+class Engine {
+ public:
+  template <typename T>
+  using Callback = std::function<void(const Status&, T)>;
+  using Done = std::function<void(const Status&)>;
+
+  Engine(Store& store, const Clock& clock, EngineOptions options);
+  ~Engine();
+
+  // Loads every live task from the store. Call once before anything else.
+  Status Recover();
+
+  // All or nothing: if any item is invalid nothing is enqueued (kInvalidArgument naming
+  // "tasks[i].field"). Known idempotency keys give created=false with the existing id.
+  void Enqueue(std::vector<NewTask> tasks, Callback<std::vector<EnqueueOutcome>> done);
+
+  // Leases up to max ready tasks from the listed queues (best first across them). With
+  // wait_ms > 0 and nothing ready, waits for work up to wait_ms (see Tick).
+  void Lease(LeaseRequest req, Callback<std::vector<LeasedTask>> done);
+
+  // kNotFound for an unknown task; kConflict when the lease is not the task's current one.
+  void Heartbeat(const std::string& id, const std::string& lease, std::string progress,
+                 Callback<HeartbeatReply> done);
+
+  // Each item on its own: per-item Status or the task's new state. The outer Status is
+  // the commit's.
+  void Finish(std::vector<FinishRequest> items,
+              Callback<std::vector<Result<TaskState>>> done);
+
+  // scheduled/ready -> cancelled at once; running -> cancel_requested. kConflict when
+  // terminal, kNotFound when unknown.
+  void Cancel(const std::string& id, Done done);
+
+  // Dead letters. kConflict unless the task is dead; kNotFound when unknown.
+  void Requeue(const std::string& id, Done done);
+  void DeleteDead(const std::string& id, Done done);
+
+  void SetPaused(const std::string& queue, bool paused, Done done);
+
+  // Runs done once everything submitted before is durable (a read barrier).
+  void Barrier(Done done);
+
+  // Promotes due scheduled tasks, times out expired leases, answers lease waiters
+  // whose wait is over. Call every sweep interval.
+  void Tick();
+
+  // Answers every waiting lease with no tasks (used at shutdown).
+  void ReleaseWaiters();
+
+  std::vector<QueueInfo> Queues();
+  std::optional<QueueInfo> QueueByName(const std::string& name);
+  std::vector<WorkerInfo> Workers();
+  size_t live_count();
+  bool healthy();
+
+ private:
+  struct QueueState {
+    std::string name;
+    bool paused = false;
+    std::set<ReadyKey> ready;
+    int64_t scheduled = 0;
+    int64_t running = 0;
+  };
+  struct WorkerState {
+    Micros last_seen = 0;
+    int64_t running = 0;
+  };
+  struct Waiter {
+    uint32_t worker;
+    std::vector<uint32_t> queues;
+    int max;
+    Micros deadline;
+    Callback<std::vector<LeasedTask>> done;
+  };
+
+  // All below run with mu_ held.
+  uint32_t QueueIndex(const std::string& name);
+  void AddLive(LiveTask t);
+  void MakeReady(LiveTask& t);
+  void RemoveFromIndexes(LiveTask& t);
+  std::vector<LeasedTask> PickReady(uint32_t worker, const std::vector<uint32_t>& queues,
+                                    int max, Micros now, WriteBatch& batch);
+  Result<TaskState> FinishOne(const FinishRequest& req, Micros now, WriteBatch& batch,
+                              std::vector<TaskId>& finished_with_key);
+  // Applies a failed attempt by policy; erases t from live_ when it turns terminal, so
+  // callers must not touch t afterwards.
+  TaskState FailLive(LiveTask& t, ErrorClass cls, const std::string& message,
+                     std::optional<double> retry_after_s, Micros now, WriteBatch& batch);
+  void ServeWaiters(Micros now);
+  void AppendEvent(WriteBatch& batch, Micros now, std::string kind, TaskId id, std::string data);
+  void SubmitLocked(WriteBatch batch, Done done);
+  // Forgets idempotency keys of tasks that turned terminal, once that is durable.
+  Done ReleaseKeysAfter(std::vector<TaskId> ids, Done done);
+  uint64_t NewLeaseToken();
+  QueueInfo InfoOf(const QueueState& q) const;
+
+  Store& store_;
+  const Clock& clock_;
+  EngineOptions options_;
+
+  std::mutex mu_;
+  TaskIdGenerator ids_;
+  std::unordered_map<TaskId, LiveTask> live_;               // guarded by mu_
+  std::vector<QueueState> queues_;                          // guarded by mu_
+  std::unordered_map<std::string, uint32_t> queue_index_;   // guarded by mu_
+  Interner actions_;                                        // guarded by mu_
+  Interner worker_names_;                                   // guarded by mu_
+  std::vector<WorkerState> workers_;                        // guarded by mu_
+  std::set<std::pair<Micros, TaskId>> scheduled_;           // by run_at; guarded by mu_
+  std::set<std::pair<Micros, TaskId>> leases_;              // by expiry; guarded by mu_
+  std::unordered_map<std::string, TaskId> idempotency_;     // key -> live task; guarded by mu_
+  std::unordered_map<TaskId, std::string> key_of_;          // live task -> key; guarded by mu_
+  std::unordered_set<TaskId> dead_busy_;  // dead tasks with a requeue/delete in flight
+  std::deque<Waiter> waiters_;                              // guarded by mu_
+  LedgerChain chain_;                                       // guarded by mu_
+  std::mt19937_64 rng_;                                     // guarded by mu_
+  std::atomic<bool> failed_{false};  // a commit failed: no more writes
+};
+
+}  // namespace resonance

@@ -1,0 +1,85 @@
+#pragma once
+
+#include <utility>  // before Asio: Boost 1.74 + g++ 12
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <atomic>
+#include <string>
+
+#include "core/clock.h"
+#include "engine/engine.h"
+#include "http/request.h"
+#include "http/router.h"
+#include "store/store.h"
+
+namespace resonance::http {
+
+// The v1 JSON API (docs/api.md) over the engine and the store. Handlers parse and
+// validate the request, call the engine, and answer once the engine says the change is
+// durable. Work after the engine's callback (store reads, rendering) is posted back to
+// the io context so the store's writer thread only writes.
+// Thread-safe as the engine and store are; owns nothing it is given.
+class Api {
+ public:
+  struct Options {
+    std::string data_dir;  // for disk figures in /api/health
+  };
+  Api(Engine& engine, Store& store, const Clock& clock, boost::asio::io_context& io,
+      Options options);
+
+  void Register(Router& router);
+  // /readyz answers 200 only after this (set once recovery is done).
+  void SetReady(bool ready) { ready_ = ready; }
+
+ private:
+  // Producers (api_producers.cc).
+  void Enqueue(Request& req, Respond respond);
+  void EnqueueBatch(Request& req, Respond respond);
+  void GetTask(Request& req, Respond respond);
+  void ListTasks(Request& req, Respond respond);
+  void CancelTask(Request& req, Respond respond);
+  void Results(Request& req, Respond respond);
+  // Workers (api_workers.cc).
+  void Lease(Request& req, Respond respond);
+  void Heartbeat(Request& req, Respond respond);
+  void Complete(Request& req, Respond respond);
+  void Fail(Request& req, Respond respond);
+  void FinishBatch(Request& req, Respond respond, bool success);
+  // Operators (api_operators.cc).
+  void ListQueues(Request& req, Respond respond);
+  void PauseQueue(Request& req, Respond respond, bool paused);
+  void ListDead(Request& req, Respond respond);
+  void RequeueDead(Request& req, Respond respond);
+  void DeleteDead(Request& req, Respond respond);
+  void Workers(Request& req, Respond respond);
+  void Ledger(Request& req, Respond respond);
+  void Health(Request& req, Respond respond);
+  void Ready(Request& req, Respond respond);
+
+  // Runs fn on the io context (from the store's writer thread, say).
+  template <typename F>
+  void OnIo(F&& fn) {
+    boost::asio::post(io_, std::forward<F>(fn));
+  }
+  // Answers with the task as stored now (200), or the store's error.
+  void ReplyTask(const std::string& id, int status, Respond respond);
+
+  Engine& engine_;
+  Store& store_;
+  const Clock& clock_;
+  boost::asio::io_context& io_;
+  Options options_;
+  std::atomic<bool> ready_{false};
+  Micros started_at_;
+};
+
+// Helpers shared by the handler files.
+Reply ErrorReply(const Status& s);
+Reply JsonReply(int status, std::string body);
+// Reads an optional integer query parameter. kInvalidArgument naming it when malformed
+// or out of [min, max].
+Result<int64_t> QueryInt(const Request& req, std::string_view name, int64_t def, int64_t min,
+                         int64_t max);
+
+}  // namespace resonance::http

@@ -1,0 +1,36 @@
+#pragma once
+
+#include <simdjson.h>
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/status.h"
+
+namespace resonance::http {
+
+// Request bodies: validated in full (simdjson DOM), then read field by field with
+// simdjson On-Demand so payloads and results keep their raw text (never re-serialised).
+//
+// ParseObject pads `body` in place (grows its capacity) and returns the object to
+// iterate. kInvalidJson when the body is not well-formed JSON, kInvalidArgument when it
+// is not an object. The returned object points into `body` and `parser`.
+Result<simdjson::ondemand::object> ParseObject(std::string& body,
+                                               simdjson::ondemand::parser& parser,
+                                               simdjson::ondemand::document& doc);
+
+// Typed field readers. Each returns kInvalidArgument "<name>: must be ..." on a type
+// mismatch. `name` is the field's full path for the message, e.g. "tasks[2].priority".
+Status ReadString(simdjson::ondemand::value v, std::string_view name, std::string& out);
+Status ReadInt(simdjson::ondemand::value v, std::string_view name, int64_t min, int64_t max,
+               int64_t& out);
+Status ReadNumber(simdjson::ondemand::value v, std::string_view name, double& out);
+Status ReadBool(simdjson::ondemand::value v, std::string_view name, bool& out);
+// Raw JSON text of an object (for payloads).
+Status ReadRawObject(simdjson::ondemand::value v, std::string_view name, std::string& out);
+// Raw JSON text of any value (for results and progress).
+Status ReadRawAny(simdjson::ondemand::value v, std::string_view name, std::string& out);
+bool IsNull(simdjson::ondemand::value& v);
+
+}  // namespace resonance::http

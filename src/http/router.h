@@ -1,0 +1,36 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "http/request.h"
+
+namespace resonance::http {
+
+// Maps method + path to a handler. Patterns are literal segments and "{}" for one
+// segment captured into Request::params ("/api/tasks/{}/complete"). Not thread-safe to
+// modify; read-only (and so shareable) once the server runs.
+class Router {
+ public:
+  void Add(std::string method, std::string pattern, Handler handler);
+
+  enum class Match { kFound, kNoRoute, kWrongMethod };
+  // On kFound sets *handler and fills req.params; on kWrongMethod sets *allow to the
+  // methods the path accepts ("GET, POST").
+  Match Find(Request& req, const Handler** handler, std::string* allow) const;
+
+ private:
+  struct Route {
+    std::string method;
+    std::vector<std::string> segments;
+    Handler handler;
+  };
+  std::vector<Route> routes_;
+};
+
+// Splits "a=1&b=x%20y" into decoded pairs.
+std::vector<std::pair<std::string, std::string>> ParseQuery(std::string_view q);
+std::string PercentDecode(std::string_view s);
+
+}  // namespace resonance::http

@@ -1,0 +1,272 @@
+#include "http/server.h"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <optional>
+#include <random>
+
+#include "http/error_mapping.h"
+#include "observe/log.h"
+
+namespace resonance::http {
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = net::ip::tcp;
+
+namespace {
+
+std::string RandomHex(size_t chars) {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  static const char kHex[] = "0123456789abcdef";
+  std::string s(chars, '0');
+  uint64_t bits = 0;
+  for (size_t i = 0; i < chars; ++i) {
+    if (i % 16 == 0) bits = rng();
+    s[i] = kHex[bits & 15];
+    bits >>= 4;
+  }
+  return s;
+}
+
+bool IsLowerHex(std::string_view s) {
+  for (char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+// W3C trace context: "00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>".
+bool ParseTraceparent(std::string_view v, std::string& trace_id, std::string& parent) {
+  if (v.size() < 55 || v[2] != '-' || v[35] != '-' || v[52] != '-') return false;
+  std::string_view version = v.substr(0, 2), tid = v.substr(3, 32), pid = v.substr(36, 16);
+  if (!IsLowerHex(version) || version == "ff" || !IsLowerHex(tid) || !IsLowerHex(pid)) return false;
+  if (tid.find_first_not_of('0') == std::string_view::npos) return false;
+  if (pid.find_first_not_of('0') == std::string_view::npos) return false;
+  trace_id.assign(tid);
+  parent.assign(pid);
+  return true;
+}
+
+}  // namespace
+
+class Server::Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, Server& server) : stream_(std::move(socket)), server_(server) {}
+
+  void Start() { ReadHeader(); }
+
+ private:
+  void ReadHeader() {
+    if (server_.stopping_) return Close();
+    parser_.emplace();
+    parser_->header_limit(16 * 1024);
+    parser_->body_limit(server_.options_.max_body_bytes);
+    stream_.expires_after(std::chrono::milliseconds(server_.options_.header_timeout_ms));
+    bhttp::async_read_header(stream_, buffer_, *parser_,
+                             [self = shared_from_this()](beast::error_code ec, size_t) {
+                               self->OnHeader(ec);
+                             });
+  }
+
+  void OnHeader(beast::error_code ec) {
+    if (ec == bhttp::error::header_limit) {
+      return WriteEarlyError(431, "header_too_large", "request header over 16 KiB");
+    }
+    if (ec) return Close();  // end of stream, timeout, reset, garbage
+    auto length = parser_->content_length();
+    if (length && *length > server_.options_.max_body_bytes) {
+      return WriteEarlyError(413, "payload_too_large",
+                             "body over the limit of " +
+                                 std::to_string(server_.options_.max_body_bytes) + " bytes");
+    }
+    stream_.expires_after(std::chrono::milliseconds(server_.options_.body_timeout_ms));
+    bhttp::async_read(stream_, buffer_, *parser_,
+                      [self = shared_from_this()](beast::error_code ec, size_t) {
+                        self->OnBody(ec);
+                      });
+  }
+
+  void OnBody(beast::error_code ec) {
+    if (ec == bhttp::error::body_limit) {
+      return WriteEarlyError(413, "payload_too_large",
+                             "body over the limit of " +
+                                 std::to_string(server_.options_.max_body_bytes) + " bytes");
+    }
+    if (ec) return Close();
+    stream_.expires_never();
+    auto& msg = parser_->get();
+    keep_alive_ = msg.keep_alive();
+    req_ = Request{};
+    req_.method = std::string(msg.method_string());
+    auto bt = msg.target();
+    std::string_view target(bt.data(), bt.size());
+    size_t qpos = target.find('?');
+    req_.path = PercentDecode(target.substr(0, qpos));
+    if (qpos != std::string_view::npos) req_.query = ParseQuery(target.substr(qpos + 1));
+    req_.content_type = std::string(msg[bhttp::field::content_type]);
+    auto rid = msg["X-Request-ID"];
+    req_.request_id = !rid.empty() && rid.size() <= 200 ? std::string(rid) : RandomHex(16);
+    auto tp = msg["traceparent"];
+    if (!ParseTraceparent(std::string_view(tp.data(), tp.size()), req_.trace_id,
+                          req_.parent_span)) {
+      req_.trace_id = RandomHex(32);
+    }
+    req_.body = std::move(msg.body());
+    Dispatch();
+  }
+
+  void Dispatch() {
+    ++server_.in_flight_;
+    auto self = shared_from_this();
+    Respond respond = [self](Reply r) {
+      net::post(self->stream_.get_executor(),
+                [self, r = std::move(r)]() mutable { self->Write(std::move(r)); });
+    };
+    const Handler* handler = nullptr;
+    std::string allow;
+    switch (server_.router_.Find(req_, &handler, &allow)) {
+      case Router::Match::kFound: {
+        // Content types we read: JSON, none, or curl -d's default form type.
+        if (!req_.body.empty() && !req_.content_type.empty()) {
+          std::string_view ct = req_.content_type;
+          ct = ct.substr(0, ct.find(';'));
+          while (!ct.empty() && ct.back() == ' ') ct.remove_suffix(1);
+          beast::string_view bct(ct.data(), ct.size());
+          if (!beast::iequals(bct, "application/json") &&
+              !beast::iequals(bct, "application/x-www-form-urlencoded")) {
+            Reply r{415, ErrorBody(Code::kUnsupportedMedia,
+                                   "Content-Type " + std::string(ct) +
+                                       " is not read; send application/json")};
+            return respond(std::move(r));
+          }
+        }
+        try {
+          (*handler)(req_, std::move(respond));
+        } catch (const std::exception& e) {
+          log::Error("http", std::string("handler threw: ") + e.what());
+          Write(Reply{500, ErrorBody(Code::kInternal, "internal error")});
+        }
+        return;
+      }
+      case Router::Match::kWrongMethod: {
+        Reply r{405, ErrorBody("method_not_allowed",
+                               "method " + req_.method + " is not allowed on " + req_.path +
+                                   "; allowed: " + allow)};
+        r.headers.emplace_back("Allow", allow);
+        return respond(std::move(r));
+      }
+      case Router::Match::kNoRoute:
+        return respond(Reply{404, ErrorBody(Code::kNotFound, "no route " + req_.path)});
+    }
+  }
+
+  void Write(Reply r) {
+    auto res = std::make_shared<bhttp::response<bhttp::string_body>>();
+    res->version(11);
+    res->result(static_cast<unsigned>(r.status));
+    res->set(bhttp::field::server, "resonance");
+    res->set(bhttp::field::content_type, r.content_type);
+    res->set("X-Request-ID", req_.request_id);
+    res->set("traceparent", "00-" + req_.trace_id + "-" + RandomHex(16) + "-01");
+    for (auto& [k, v] : r.headers) res->set(k, v);
+    res->body() = std::move(r.body);
+    if (server_.stopping_) keep_alive_ = false;
+    res->keep_alive(keep_alive_);
+    res->prepare_payload();
+    bhttp::async_write(stream_, *res,
+                       [self = shared_from_this(), res](beast::error_code ec, size_t) {
+                         --self->server_.in_flight_;
+                         if (ec || !self->keep_alive_) return self->Close();
+                         self->ReadHeader();
+                       });
+  }
+
+  // An answer before the body was read: the connection cannot be reused.
+  void WriteEarlyError(int status, std::string_view code, std::string message) {
+    ++server_.in_flight_;
+    keep_alive_ = false;
+    req_ = Request{};
+    req_.request_id = RandomHex(16);
+    req_.trace_id = RandomHex(32);
+    Write(Reply{status, ErrorBody(code, message)});
+  }
+
+  void Close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.close();
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  Server& server_;
+  Request req_;
+  bool keep_alive_ = true;
+};
+
+Server::Server(const Router& router, ServerOptions options)
+    : router_(router), options_(std::move(options)), acceptor_(io_) {}
+
+Server::~Server() = default;
+
+Status Server::Listen() {
+  beast::error_code ec;
+  auto address = net::ip::make_address(options_.host, ec);
+  if (ec) return Status(Code::kInvalidArgument, "listen address " + options_.host + ": " + ec.message());
+  tcp::endpoint endpoint(address, options_.port);
+  acceptor_.open(endpoint.protocol(), ec);
+  if (!ec) acceptor_.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(endpoint, ec);
+  if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return Status(Code::kUnavailable, "cannot listen on " + options_.host + ":" +
+                                          std::to_string(options_.port) + ": " + ec.message());
+  }
+  bound_port_ = acceptor_.local_endpoint().port();
+  Accept();
+  return Status::Ok();
+}
+
+void Server::Accept() {
+  acceptor_.async_accept(net::make_strand(io_), [this](beast::error_code ec, tcp::socket socket) {
+    if (ec) {
+      if (!acceptor_.is_open()) return;
+    } else {
+      socket.set_option(tcp::no_delay(true), ec);
+      std::make_shared<Session>(std::move(socket), *this)->Start();
+    }
+    Accept();
+  });
+}
+
+void Server::Run() {
+  std::vector<std::thread> extra;
+  for (int i = 1; i < options_.threads; ++i) extra.emplace_back([this] { io_.run(); });
+  io_.run();
+  for (auto& t : extra) t.join();
+}
+
+void Server::Shutdown(int grace_ms) {
+  net::post(io_, [this, grace_ms] {
+    if (stopping_.exchange(true)) return;
+    beast::error_code ec;
+    acceptor_.close(ec);
+    drain_timer_ = std::make_unique<net::steady_timer>(io_);
+    DrainThenStop(std::chrono::steady_clock::now() + std::chrono::milliseconds(grace_ms));
+  });
+}
+
+void Server::DrainThenStop(std::chrono::steady_clock::time_point deadline) {
+  if (in_flight_ == 0 || std::chrono::steady_clock::now() >= deadline) {
+    io_.stop();
+    return;
+  }
+  drain_timer_->expires_after(std::chrono::milliseconds(5));
+  drain_timer_->async_wait([this, deadline](beast::error_code) { DrainThenStop(deadline); });
+}
+
+}  // namespace resonance::http

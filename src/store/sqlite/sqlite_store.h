@@ -1,0 +1,89 @@
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "store/sqlite/sqlite_db.h"
+#include "store/store.h"
+
+namespace resonance {
+
+struct SqliteStoreOptions {
+  std::string path;  // the database file; WAL and SHM files sit beside it
+  Durability durability = Durability::kFsync;
+  int cache_mib = 16;  // page cache per connection
+};
+
+// The embedded store: SQLite in WAL mode, one writer thread doing group commit, one
+// reader connection (guarded by its own mutex) for queries. See Store for the contract.
+//
+// Durability: kFsync runs with synchronous=FULL, so a batch's `done` runs only after
+// the WAL was fsync'd: it survives a crash of the process or the machine. kOs runs with
+// synchronous=NORMAL: the commit reaches the OS (survives a crash of the process, not
+// a power loss or kernel crash, which may lose the last commits).
+class SqliteStore final : public Store {
+ public:
+  // Opens (creating if needed) and migrates the database, and starts the writer.
+  static Result<std::unique_ptr<SqliteStore>> Open(const SqliteStoreOptions& options);
+  // Opens an existing database read-only (for `resonance ledger verify`). Its writer is
+  // not started; Submit fails.
+  static Result<std::unique_ptr<SqliteStore>> OpenReadOnly(const std::string& path);
+  ~SqliteStore() override;
+
+  Result<RecoveredState> Recover(const std::function<void(Task&&)>& on_task) override;
+  void Submit(WriteBatch batch, Done done) override;
+  void Close() override;
+  bool healthy() const override;
+
+  Result<Task> GetTask(const std::string& id) override;
+  Result<std::vector<Task>> GetTasks(const std::vector<std::string>& ids) override;
+  Result<std::vector<Task>> ListTasks(const TaskFilter& filter) override;
+  Result<std::vector<Task>> RecentFinished(int count) override;
+  Result<std::optional<std::string>> FindByIdempotencyKey(const std::string& key) override;
+  Result<std::vector<LedgerRecord>> ReadLedger(int64_t after_seq, int limit) override;
+  Result<int64_t> CountTasks(TaskState state) override;
+
+  // Largest number of batches one commit has carried (for tests and metrics).
+  size_t max_group_size() const;
+  uint64_t commits() const;
+
+ private:
+  struct Pending {
+    WriteBatch batch;
+    Done done;
+  };
+  explicit SqliteStore(SqliteStoreOptions options) : options_(std::move(options)) {}
+  Status OpenWriter();
+  Status OpenReader(bool read_only);
+  void WriterLoop();
+  Status Apply(const Mutation& m);
+  Status ApplyUpdate(const TaskUpdate& u);
+  Status CommitGroup(std::deque<Pending>& group);
+
+  SqliteStoreOptions options_;
+
+  // Writer side: owned by the writer thread once started.
+  sqlite::Db wdb_;
+  sqlite::Stmt insert_task_, delete_task_, insert_ledger_, upsert_queue_;
+  std::map<uint32_t, sqlite::Stmt> update_task_;  // one statement per TaskUpdate::fields
+  std::thread writer_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Pending> queue_;  // guarded by mu_
+  bool closing_ = false;       // guarded by mu_
+  bool failed_ = false;        // guarded by mu_; a commit failed, no more writes
+  bool writer_running_ = false;
+  size_t max_group_size_ = 0;  // guarded by mu_
+  uint64_t commits_ = 0;       // guarded by mu_
+
+  // Reader side.
+  std::mutex read_mu_;
+  sqlite::Db rdb_;  // guarded by read_mu_
+};
+
+}  // namespace resonance

@@ -1,0 +1,120 @@
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "core/ledger_record.h"
+#include "core/status.h"
+#include "core/task.h"
+
+namespace resonance {
+
+// A change to the mutable columns of a task row. `fields` says which column groups
+// to write (updated_at is always written); the others keep their stored values. The
+// immutable columns (queue, action, payload, ...) are written once by InsertTask.
+struct TaskUpdate {
+  enum Field : uint32_t {
+    kState = 1 << 0,
+    kRunAt = 1 << 1,
+    kAttempt = 1 << 2,      // attempt and throttled
+    kResult = 1 << 3,
+    kError = 1 << 4,        // error_class and error_message
+    kLease = 1 << 5,        // lease, lease_expires_at, worker
+    kCancel = 1 << 6,       // cancel_requested
+    kProgress = 1 << 7,
+    kStartedAt = 1 << 8,
+    kFinishedAt = 1 << 9,
+  };
+  std::string id;
+  uint32_t fields = 0;
+  TaskState state = TaskState::kReady;
+  Micros run_at = 0;
+  int32_t attempt = 0;
+  int32_t throttled = 0;
+  std::string result;  // raw JSON, empty = NULL
+  bool has_error = false;
+  ErrorClass error_class = ErrorClass::kTemporary;
+  std::string error_message;
+  std::string lease;  // empty = NULL
+  Micros lease_expires_at = 0;
+  std::string worker;
+  bool cancel_requested = false;
+  std::string progress;
+  Micros started_at = 0;
+  Micros finished_at = 0;
+  Micros updated_at = 0;
+};
+
+struct InsertTask { Task task; };
+struct UpdateTask { TaskUpdate update; };
+struct DeleteTask { std::string id; };
+struct AppendLedger { LedgerRecord record; };
+struct SetQueuePaused { std::string queue; bool paused; };
+using Mutation = std::variant<InsertTask, UpdateTask, DeleteTask, AppendLedger, SetQueuePaused>;
+
+// The changes of one request (or one engine step). Applied atomically, in order,
+// within a group commit, after every batch submitted before it.
+struct WriteBatch {
+  std::vector<Mutation> mutations;
+  bool empty() const { return mutations.empty(); }
+};
+
+// What a restart needs besides the live tasks themselves.
+struct RecoveredState {
+  std::vector<std::string> paused_queues;
+  int64_t ledger_last_seq = 0;
+  std::string ledger_last_hash;  // empty when the ledger is empty
+  std::string max_task_id;       // largest id ever stored, empty when none
+};
+
+struct TaskFilter {
+  std::optional<TaskState> state;
+  std::string queue;   // empty = any
+  std::string action;  // empty = any
+  std::string after;   // exclusive id cursor, empty = from the start
+  int limit = 100;
+};
+
+enum class Durability { kFsync, kOs };
+
+// The persistent home of tasks, queue settings and the ledger. The single source of
+// truth on restart. Thread-safe: Submit may be called from any thread; reads use their
+// own connection and may run concurrently with the writer.
+//
+// Group commit: Submit queues a batch; one writer thread takes everything queued since
+// its last commit, applies it in one transaction, commits (one fsync with kFsync), and
+// then runs each batch's `done` on the writer thread, in submission order. A batch is
+// durable exactly when its `done` runs with an ok Status. If a commit fails, every
+// batch in it gets the error and the store refuses all later writes (kUnavailable):
+// memory and disk may disagree, so the process must restart and recover.
+class Store {
+ public:
+  using Done = std::function<void(const Status&)>;
+  virtual ~Store() = default;
+
+  // Streams every non-terminal task to on_task (payload, result and progress left
+  // empty: the engine keeps no payloads in memory) and returns the rest. Call once,
+  // before the first Submit.
+  virtual Result<RecoveredState> Recover(const std::function<void(Task&&)>& on_task) = 0;
+  virtual void Submit(WriteBatch batch, Done done) = 0;
+  // Commits and stops the writer. Later Submits fail with kUnavailable.
+  virtual void Close() = 0;
+  virtual bool healthy() const = 0;
+
+  // Reads see committed data only.
+  virtual Result<Task> GetTask(const std::string& id) = 0;
+  // Tasks in the order of `ids`; ids with no row are skipped.
+  virtual Result<std::vector<Task>> GetTasks(const std::vector<std::string>& ids) = 0;
+  virtual Result<std::vector<Task>> ListTasks(const TaskFilter& filter) = 0;
+  // Terminal tasks, newest finished first.
+  virtual Result<std::vector<Task>> RecentFinished(int count) = 0;
+  // The id of the task with this idempotency key, nullopt when none.
+  virtual Result<std::optional<std::string>> FindByIdempotencyKey(const std::string& key) = 0;
+  virtual Result<std::vector<LedgerRecord>> ReadLedger(int64_t after_seq, int limit) = 0;
+  virtual Result<int64_t> CountTasks(TaskState state) = 0;
+};
+
+}  // namespace resonance
