@@ -17,9 +17,10 @@ std::string FormatTaskId(TaskId id) {
 
 std::optional<TaskId> ParseTaskId(std::string_view s) {
   if (s.size() != kChars) return std::nullopt;
-  if (s[0] > '1') return std::nullopt;  // the top character carries only one bit
+  // 13 characters hold 65 bits: the top character carries only the top 4 bits.
   TaskId v = 0;
-  for (char c : s) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
     int d = -1;
     for (int k = 0; k < 32; ++k) {
       if (kAlphabet[k] == c) {
@@ -27,7 +28,7 @@ std::optional<TaskId> ParseTaskId(std::string_view s) {
         break;
       }
     }
-    if (d < 0) return std::nullopt;
+    if (d < 0 || (i == 0 && d > 15)) return std::nullopt;
     v = (v << 5) | static_cast<TaskId>(d);
   }
   return v;

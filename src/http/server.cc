@@ -4,6 +4,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <array>
 #include <optional>
 #include <random>
 
@@ -75,13 +76,15 @@ class Server::Session : public std::enable_shared_from_this<Session> {
     if (ec == bhttp::error::header_limit) {
       return WriteEarlyError(431, "header_too_large", "request header over 16 KiB");
     }
-    if (ec) return Close();  // end of stream, timeout, reset, garbage
+    // Beast checks Content-Length against the body limit while reading the header.
     auto length = parser_->content_length();
-    if (length && *length > server_.options_.max_body_bytes) {
+    if (ec == bhttp::error::body_limit ||
+        (!ec && length && *length > server_.options_.max_body_bytes)) {
       return WriteEarlyError(413, "payload_too_large",
                              "body over the limit of " +
                                  std::to_string(server_.options_.max_body_bytes) + " bytes");
     }
+    if (ec) return Close();  // end of stream, timeout, reset, garbage
     stream_.expires_after(std::chrono::milliseconds(server_.options_.body_timeout_ms));
     bhttp::async_read(stream_, buffer_, *parser_,
                       [self = shared_from_this()](beast::error_code ec, size_t) {
@@ -179,19 +182,39 @@ class Server::Session : public std::enable_shared_from_this<Session> {
     bhttp::async_write(stream_, *res,
                        [self = shared_from_this(), res](beast::error_code ec, size_t) {
                          --self->server_.in_flight_;
-                         if (ec || !self->keep_alive_) return self->Close();
+                         // end_of_stream only says the message asked to close.
+                         if (ec && ec != bhttp::error::end_of_stream) return self->Close();
+                         if (self->linger_) return self->Linger();
+                         if (!self->keep_alive_) return self->Close();
                          self->ReadHeader();
                        });
   }
 
-  // An answer before the body was read: the connection cannot be reused.
+  // An answer before the body was read: the connection cannot be reused. The unread
+  // body is drained after the answer (Linger) so the client sees the answer instead of
+  // a reset.
   void WriteEarlyError(int status, std::string_view code, std::string message) {
     ++server_.in_flight_;
     keep_alive_ = false;
+    linger_ = true;
     req_ = Request{};
     req_.request_id = RandomHex(16);
     req_.trace_id = RandomHex(32);
     Write(Reply{status, ErrorBody(code, message)});
+  }
+
+  // Half-closes and discards what the client still sends, for up to 2 s or 64 MiB.
+  void Linger() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.expires_after(std::chrono::seconds(2));
+    if (!discard_) discard_ = std::make_unique<std::array<char, 16384>>();
+    stream_.async_read_some(net::buffer(*discard_),
+                            [self = shared_from_this()](beast::error_code ec, size_t n) {
+                              self->lingered_ += n;
+                              if (ec || self->lingered_ > (64u << 20)) return self->Close();
+                              self->Linger();
+                            });
   }
 
   void Close() {
@@ -206,6 +229,9 @@ class Server::Session : public std::enable_shared_from_this<Session> {
   Server& server_;
   Request req_;
   bool keep_alive_ = true;
+  bool linger_ = false;
+  size_t lingered_ = 0;
+  std::unique_ptr<std::array<char, 16384>> discard_;
 };
 
 Server::Server(const Router& router, ServerOptions options)
