@@ -181,6 +181,10 @@ void SqliteStore::WriterLoop() {
 }
 
 Status SqliteStore::CommitGroup(std::deque<Pending>& group) {
+  // A group of barriers only (empty batches) has nothing to write.
+  bool any = false;
+  for (const auto& p : group) any = any || !p.batch.empty();
+  if (!any) return Status::Ok();
   if (Status s = wdb_.Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
   for (auto& p : group) {
     for (const Mutation& m : p.batch.mutations) {
