@@ -71,7 +71,7 @@ Status ReadNewTask(od::object obj, const std::string& prefix, NewTask& t) {
 }  // namespace
 
 void Api::Enqueue(Request& req, Respond respond) {
-  od::parser parser;
+  thread_local od::parser parser;
   od::document doc;
   auto obj = ParseObject(req.body, parser, doc);
   if (!obj.ok()) return respond(ErrorReply(obj.status()));
@@ -91,7 +91,7 @@ void Api::Enqueue(Request& req, Respond respond) {
 }
 
 void Api::EnqueueBatch(Request& req, Respond respond) {
-  od::parser parser;
+  thread_local od::parser parser;
   od::document doc;
   auto obj = ParseObject(req.body, parser, doc);
   if (!obj.ok()) return respond(ErrorReply(obj.status()));

@@ -88,7 +88,7 @@ Status ReadFinish(od::object obj, const std::string& prefix, bool need_id, bool 
 }  // namespace
 
 void Api::Lease(Request& req, Respond respond) {
-  od::parser parser;
+  thread_local od::parser parser;
   od::document doc;
   auto obj = ParseObject(req.body, parser, doc);
   if (!obj.ok()) return respond(ErrorReply(obj.status()));
@@ -166,7 +166,7 @@ void Api::Lease(Request& req, Respond respond) {
 }
 
 void Api::Heartbeat(Request& req, Respond respond) {
-  od::parser parser;
+  thread_local od::parser parser;
   od::document doc;
   auto obj = ParseObject(req.body, parser, doc);
   if (!obj.ok()) return respond(ErrorReply(obj.status()));
@@ -202,7 +202,7 @@ void Api::Heartbeat(Request& req, Respond respond) {
 }
 
 void Api::Complete(Request& req, Respond respond) {
-  od::parser parser;
+  thread_local od::parser parser;
   od::document doc;
   auto obj = ParseObject(req.body, parser, doc);
   if (!obj.ok()) return respond(ErrorReply(obj.status()));
@@ -221,7 +221,7 @@ void Api::Complete(Request& req, Respond respond) {
 }
 
 void Api::Fail(Request& req, Respond respond) {
-  od::parser parser;
+  thread_local od::parser parser;
   od::document doc;
   auto obj = ParseObject(req.body, parser, doc);
   if (!obj.ok()) return respond(ErrorReply(obj.status()));
@@ -240,7 +240,7 @@ void Api::Fail(Request& req, Respond respond) {
 }
 
 void Api::FinishBatch(Request& req, Respond respond, bool success) {
-  od::parser parser;
+  thread_local od::parser parser;
   od::document doc;
   auto obj = ParseObject(req.body, parser, doc);
   if (!obj.ok()) return respond(ErrorReply(obj.status()));

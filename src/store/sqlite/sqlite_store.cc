@@ -58,6 +58,7 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const SqliteStoreOptions&
   if (Status s = store->OpenReader(false); !s.ok()) return s;
   store->writer_running_ = true;
   store->writer_ = std::thread([s = store.get()] { s->WriterLoop(); });
+  store->checkpointer_ = std::thread([s = store.get()] { s->CheckpointLoop(); });
   return store;
 }
 
@@ -81,6 +82,7 @@ Status SqliteStore::OpenWriter() {
   pragmas += options_.durability == Durability::kFsync ? "FULL" : "NORMAL";
   pragmas += "; PRAGMA cache_size=-" + std::to_string(options_.cache_mib * 1024) + ";";
   pragmas += "PRAGMA foreign_keys=OFF; PRAGMA temp_store=MEMORY;";
+  pragmas += "PRAGMA wal_autocheckpoint=0;";  // CheckpointLoop does it off the commit path
   if (Status s = wdb_.Exec(pragmas); !s.ok()) return s;
   if (Status s = sqlite::Migrate(wdb_); !s.ok()) return s;
   sqlite3* db = wdb_.get();
@@ -311,6 +313,23 @@ Status SqliteStore::ApplyUpdate(const TaskUpdate& u) {
   return st.Run();
 }
 
+void SqliteStore::CheckpointLoop() {
+  sqlite::Db db;
+  if (Status s = db.Open(options_.path, false); !s.ok()) return;
+  std::unique_lock lock(mu_);
+  while (!closing_) {
+    cv_checkpoint_.wait_for(lock, std::chrono::milliseconds(100), [&] { return closing_; });
+    lock.unlock();
+    int log_frames = 0, checkpointed = 0;
+    sqlite3_wal_checkpoint_v2(db.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log_frames,
+                              &checkpointed);
+    lock.lock();
+  }
+  lock.unlock();
+  // A final full checkpoint leaves a small WAL behind for the next start.
+  sqlite3_wal_checkpoint_v2(db.get(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+}
+
 void SqliteStore::Close() {
   {
     std::lock_guard lock(mu_);
@@ -319,6 +338,8 @@ void SqliteStore::Close() {
     cv_.notify_one();
   }
   if (writer_.joinable()) writer_.join();
+  cv_checkpoint_.notify_all();
+  if (checkpointer_.joinable()) checkpointer_.join();
 }
 
 bool SqliteStore::healthy() const {

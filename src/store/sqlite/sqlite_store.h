@@ -60,6 +60,9 @@ class SqliteStore final : public Store {
   Status OpenWriter();
   Status OpenReader(bool read_only);
   void WriterLoop();
+  // Copies the WAL back into the database file every ~100 ms on its own connection,
+  // so commits on the writer thread never pay for a checkpoint.
+  void CheckpointLoop();
   Status Apply(const Mutation& m);
   Status ApplyUpdate(const TaskUpdate& u);
   Status CommitGroup(std::deque<Pending>& group);
@@ -71,13 +74,15 @@ class SqliteStore final : public Store {
   sqlite::Stmt insert_task_, delete_task_, insert_ledger_, upsert_queue_;
   std::map<uint32_t, sqlite::Stmt> update_task_;  // one statement per TaskUpdate::fields
   std::thread writer_;
+  std::thread checkpointer_;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
+  std::condition_variable cv_checkpoint_;
   std::deque<Pending> queue_;  // guarded by mu_
   bool closing_ = false;       // guarded by mu_
   bool failed_ = false;        // guarded by mu_; a commit failed, no more writes
-  bool writer_running_ = false;
+  bool writer_running_ = false;  // set before the threads start, then read-only
   size_t max_group_size_ = 0;  // guarded by mu_
   uint64_t commits_ = 0;       // guarded by mu_
 
