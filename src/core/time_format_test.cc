@@ -99,5 +99,14 @@ TEST(TimeFormatTest, RejectsDaysPastTheEndOfTheMonth) {
   EXPECT_TRUE(ParseRfc3339("2024-02-29T00:00:00Z").has_value());
 }
 
+TEST(TimeFormatTest, RejectsOutOfRangeOffsets) {
+  // Given an offset hour above 23 or minute above 59 (RFC 3339 time-numoffset), then
+  // nullopt rather than a time shifted by a day or more.
+  EXPECT_FALSE(ParseRfc3339("2023-11-14T22:13:20+24:00").has_value());
+  EXPECT_FALSE(ParseRfc3339("2023-11-14T22:13:20+99:00").has_value());
+  EXPECT_FALSE(ParseRfc3339("2023-11-14T22:13:20-01:60").has_value());
+  EXPECT_TRUE(ParseRfc3339("2023-11-14T22:13:20+23:59").has_value());
+}
+
 }  // namespace
 }  // namespace resonance

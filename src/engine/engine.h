@@ -201,7 +201,11 @@ class Engine {
   void AppendEvent(WriteBatch& batch, Micros now, std::string kind, TaskId id, std::string data);
   void SubmitLocked(WriteBatch batch, Done done);
   // Forgets idempotency keys of tasks that turned terminal, once that is durable.
+  // Store callbacks never take mu_ (the store may call back on the submitting thread,
+  // which holds it): they queue their effects in settled_*, which Lock() applies.
   Done ReleaseKeysAfter(std::vector<TaskId> ids, Done done);
+  // Takes mu_ and applies what store callbacks settled since the last call.
+  std::unique_lock<std::mutex> Lock();
   uint64_t NewLeaseToken();
   QueueInfo InfoOf(const QueueState& q) const;
 
@@ -221,7 +225,10 @@ class Engine {
   std::set<std::pair<Micros, TaskId>> leases_;              // by expiry; guarded by mu_
   std::unordered_map<std::string, TaskId> idempotency_;     // key -> live task; guarded by mu_
   std::unordered_map<TaskId, std::string> key_of_;          // live task -> key; guarded by mu_
-  std::unordered_set<TaskId> dead_busy_;  // dead tasks with a requeue/delete in flight
+  std::unordered_set<TaskId> dead_busy_;  // dead tasks with a delete in flight; guarded by mu_
+  std::mutex settled_mu_;
+  std::vector<TaskId> settled_keys_;     // guarded by settled_mu_
+  std::vector<TaskId> settled_deletes_;  // guarded by settled_mu_
   std::deque<Waiter> waiters_;                              // guarded by mu_
   LedgerChain chain_;                                       // guarded by mu_
   std::mt19937_64 rng_;                                     // guarded by mu_

@@ -10,7 +10,7 @@ namespace resonance::http {
 // One parsed HTTP request as handlers see it. Owned by the session until answered.
 struct Request {
   std::string method;  // "GET", "POST", ...
-  std::string path;    // without the query string
+  std::string path;    // without the query string, still percent-encoded
   std::vector<std::pair<std::string, std::string>> query;  // percent-decoded
   std::vector<std::string> params;  // the {} segments of the matched route, in order
   std::string content_type;

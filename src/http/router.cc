@@ -35,11 +35,11 @@ const std::string* Request::Query(std::string_view name) const {
   return nullptr;
 }
 
-std::string PercentDecode(std::string_view s) {
+std::string PercentDecode(std::string_view s, bool plus_is_space) {
   std::string out;
   out.reserve(s.size());
   for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '+') {
+    if (s[i] == '+' && plus_is_space) {
       out.push_back(' ');
     } else if (s[i] == '%' && i + 2 < s.size() && HexValue(s[i + 1]) >= 0 &&
                HexValue(s[i + 2]) >= 0) {
@@ -62,9 +62,10 @@ std::vector<std::pair<std::string, std::string>> ParseQuery(std::string_view q) 
     if (!part.empty()) {
       size_t eq = part.find('=');
       if (eq == std::string_view::npos) {
-        out.emplace_back(PercentDecode(part), "");
+        out.emplace_back(PercentDecode(part, true), "");
       } else {
-        out.emplace_back(PercentDecode(part.substr(0, eq)), PercentDecode(part.substr(eq + 1)));
+        out.emplace_back(PercentDecode(part.substr(0, eq), true),
+                         PercentDecode(part.substr(eq + 1), true));
       }
     }
     i = j + 1;

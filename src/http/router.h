@@ -31,6 +31,7 @@ class Router {
 
 // Splits "a=1&b=x%20y" into decoded pairs.
 std::vector<std::pair<std::string, std::string>> ParseQuery(std::string_view q);
-std::string PercentDecode(std::string_view s);
+// Decodes %XX; '+' becomes a space only in query strings (plus_is_space).
+std::string PercentDecode(std::string_view s, bool plus_is_space = false);
 
 }  // namespace resonance::http

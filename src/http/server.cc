@@ -107,7 +107,7 @@ class Server::Session : public std::enable_shared_from_this<Session> {
     auto bt = msg.target();
     std::string_view target(bt.data(), bt.size());
     size_t qpos = target.find('?');
-    req_.path = PercentDecode(target.substr(0, qpos));
+    req_.path = std::string(target.substr(0, qpos));  // the router decodes segments
     if (qpos != std::string_view::npos) req_.query = ParseQuery(target.substr(qpos + 1));
     req_.content_type = std::string(msg[bhttp::field::content_type]);
     auto rid = msg["X-Request-ID"];
