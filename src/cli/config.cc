@@ -95,9 +95,18 @@ Result<Config> LoadConfig(const std::string& path) {
       out = static_cast<std::remove_reference_t<decltype(out)>>(v.as_integer());
       return Status::Ok();
     };
-    c.listen = toml::find_or<std::string>(root, "listen", c.listen);
-    c.data_dir = toml::find_or<std::string>(root, "data_dir", c.data_dir);
-    const std::string durability = toml::find_or<std::string>(root, "durability", "fsync");
+    auto text = [&](const char* key, std::string& out) -> Status {
+      if (!root.contains(key)) return Status::Ok();
+      const auto& v = root.at(key);
+      if (!v.is_string()) return Bad(path, std::string(key) + ": must be a string");
+      out = v.as_string().str;
+      return Status::Ok();
+    };
+    std::string durability = "fsync";
+    for (Status s : {text("listen", c.listen), text("data_dir", c.data_dir),
+                     text("durability", durability)}) {
+      if (!s.ok()) return s;
+    }
     if (durability == "fsync") {
       c.durability = Durability::kFsync;
     } else if (durability == "os") {

@@ -1,5 +1,9 @@
 #include <utility>  // before Asio: Boost 1.74 + g++ 12
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <filesystem>
@@ -34,6 +38,36 @@ Status WriteFileAtomically(const fs::path& path, const std::string& text) {
   if (ec) return Status(Code::kUnavailable, "cannot rename to " + path.string() + ": " + ec.message());
   return Status::Ok();
 }
+
+// An exclusive flock on DATA_DIR/server.lock for the life of the process, so a second
+// server cannot open the same store. The file holds the owner's pid for the message.
+class DataDirLock {
+ public:
+  ~DataDirLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Status Acquire(const fs::path& dir) {
+    const fs::path path = dir / "server.lock";
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) return Status(Code::kUnavailable, "cannot open " + path.string());
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      char buf[32] = {0};
+      ssize_t n = ::pread(fd_, buf, sizeof buf - 1, 0);
+      std::string pid = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "unknown";
+      while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+      return Status(Code::kConflict, "data dir " + dir.string() +
+                                         " is in use by another resonance server (pid " + pid + ")");
+    }
+    std::string me = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, me.data(), me.size(), 0) < 0) {
+      return Status(Code::kUnavailable, "cannot write " + path.string());
+    }
+    return Status::Ok();
+  }
+
+ private:
+  int fd_ = -1;
+};
 
 // Runs engine.Tick() every interval on the io context until the server stops.
 class Sweeper {
@@ -88,6 +122,11 @@ int RunServer(const ServerFlags& flags) {
     std::cerr << "resonance: cannot create data dir " << config.data_dir << ": " << ec.message() << "\n";
     return 1;
   }
+  DataDirLock dir_lock;
+  if (Status s = dir_lock.Acquire(config.data_dir); !s.ok()) {
+    std::cerr << "resonance: " << s.message() << "\n";
+    return 1;
+  }
   const fs::path addr_file = fs::path(config.data_dir) / "listen.addr";
   fs::remove(addr_file, ec);
 
@@ -118,7 +157,9 @@ int RunServer(const ServerFlags& flags) {
     std::cerr << "resonance: " << s.message() << "\n";
     return 1;
   }
-  const std::string bound = server_options.host + ":" + std::to_string(server.bound_port());
+  const bool v6 = server_options.host.find(':') != std::string::npos;
+  const std::string bound = (v6 ? "[" + server_options.host + "]" : server_options.host) + ":" +
+                            std::to_string(server.bound_port());
   if (Status s = WriteFileAtomically(addr_file, bound + "\n"); !s.ok()) {
     std::cerr << "resonance: " << s.message() << "\n";
     return 1;

@@ -139,11 +139,15 @@ void Engine::AppendEvent(WriteBatch& batch, Micros now, std::string kind, TaskId
 
 void Engine::SubmitLocked(WriteBatch batch, Done done) {
   store_.Submit(std::move(batch), [this, done = std::move(done)](const Status& s) {
-    if (!s.ok() && !failed_) {
-      failed_ = true;
+    if (s.ok()) {
+      if (done) done(s);
+      return;
+    }
+    if (!failed_.exchange(true)) {
       log::Error("engine", "store commit failed, engine stops accepting writes: " + s.ToString());
     }
-    if (done) done(s);
+    // Whatever the store said, for the client this is the server being unavailable.
+    if (done) done(Status(Code::kUnavailable, "store commit failed: " + s.message()));
   });
 }
 
