@@ -77,7 +77,8 @@ class Server::Session : public std::enable_shared_from_this<Session> {
       return WriteEarlyError(431, "header_too_large", "request header over 16 KiB");
     }
     // Beast checks Content-Length against the body limit while reading the header.
-    auto length = parser_->content_length();
+    boost::optional<uint64_t> length;
+    if (parser_->is_header_done()) length = parser_->content_length();
     if (ec == bhttp::error::body_limit ||
         (!ec && length && *length > server_.options_.max_body_bytes)) {
       return WriteEarlyError(413, "payload_too_large",
