@@ -41,7 +41,7 @@ integration-test: build
 test: unit-test integration-test asan-test
 
 bench: build
-	@./$(BUILD)/resonance-load --help >/dev/null && echo "see docs/performance.md for the benchmark commands"
+	@bench/run.sh --no-build
 
 format:
 	@clang-format -i $$(git ls-files 'src/*.h' 'src/*.cc' 'bench/*.cc')
