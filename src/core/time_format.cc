@@ -1,7 +1,5 @@
 #include "core/time_format.h"
 
-#include <cstdio>
-#include <ctime>
 
 namespace resonance {
 namespace {
@@ -37,14 +35,39 @@ void AppendRfc3339(std::string& out, Micros t) {
     frac += kMicrosPerSecond;
     secs -= 1;
   }
-  std::time_t tt = static_cast<std::time_t>(secs);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[40];
-  int n = std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ",
-                        tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                        tm.tm_sec, static_cast<long long>(frac));
-  out.append(buf, static_cast<size_t>(n));
+  int64_t days = secs / 86400;
+  int64_t rem = secs % 86400;
+  if (rem < 0) {
+    rem += 86400;
+    days -= 1;
+  }
+  // Civil date from days since the epoch (Howard Hinnant's algorithm): this is on the
+  // hot path of every task rendered, so no gmtime_r/snprintf.
+  days += 719468;
+  const int64_t era = (days >= 0 ? days : days - 146096) / 146097;
+  const unsigned doe = static_cast<unsigned>(days - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  const unsigned d = doy - (153 * mp + 2) / 5 + 1;
+  const unsigned m = mp < 10 ? mp + 3 : mp - 9;
+  const int64_t y = static_cast<int64_t>(yoe) + era * 400 + (m <= 2);
+  char buf[27] = "0000-00-00T00:00:00.000000";
+  auto put = [&buf](int pos, int width, int64_t v) {
+    for (int i = pos + width - 1; i >= pos; --i) {
+      buf[i] = static_cast<char>('0' + v % 10);
+      v /= 10;
+    }
+  };
+  put(0, 4, y < 0 ? 0 : y);
+  put(5, 2, m);
+  put(8, 2, d);
+  put(11, 2, rem / 3600);
+  put(14, 2, rem / 60 % 60);
+  put(17, 2, rem % 60);
+  put(20, 6, frac);
+  out.append(buf, 26);
+  out.push_back('Z');
 }
 
 std::string FormatRfc3339(Micros t) {

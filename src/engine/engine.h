@@ -51,7 +51,7 @@ Status ValidateNewTask(const NewTask& t);
 struct EnqueueOutcome {
   std::string id;
   bool created = false;
-  Task task;  // the full task when created; when not, read it from the store
+  std::shared_ptr<const Task> task;  // the full task when created; else read the store
 };
 
 struct LeaseRequest {

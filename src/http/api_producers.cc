@@ -84,7 +84,7 @@ void Api::Enqueue(Request& req, Respond respond) {
     OnIo([this, respond, s, out = std::move(out)]() {
       if (!s.ok()) return respond(ErrorReply(s));
       const EnqueueOutcome& o = out.front();
-      if (o.created) return respond(JsonReply(201, TaskJson(o.task)));
+      if (o.created) return respond(JsonReply(201, TaskJson(*o.task)));
       ReplyTask(o.id, 200, respond);
     });
   });
@@ -135,7 +135,7 @@ void Api::EnqueueBatch(Request& req, Respond respond) {
       w.BeginObject().Key("tasks").BeginArray();
       for (const auto& o : out) {
         if (o.created) {
-          WriteTask(w, o.task);
+          WriteTask(w, *o.task);
           continue;
         }
         auto t = store_.GetTask(o.id);

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <variant>
@@ -48,7 +49,12 @@ struct TaskUpdate {
   Micros updated_at = 0;
 };
 
-struct InsertTask { Task task; };
+// Shared so the engine can hand the same record to its caller without a copy.
+struct InsertTask {
+  InsertTask(Task t) : task(std::make_shared<const Task>(std::move(t))) {}  // NOLINT
+  explicit InsertTask(std::shared_ptr<const Task> t) : task(std::move(t)) {}
+  std::shared_ptr<const Task> task;
+};
 struct UpdateTask { TaskUpdate update; };
 struct DeleteTask { std::string id; };
 struct AppendLedger { LedgerRecord record; };

@@ -30,7 +30,7 @@ void Stmt::BindText(int i, std::string_view v, bool null_if_empty) {
   if (null_if_empty && v.empty()) {
     sqlite3_bind_null(stmt_, i);
   } else {
-    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
   }
 }
 void Stmt::BindInt(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); }

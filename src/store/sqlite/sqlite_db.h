@@ -22,7 +22,8 @@ class Stmt {
   Stmt& operator=(const Stmt&) = delete;
 
   bool valid() const { return stmt_ != nullptr; }
-  // Binds by 1-based index. Empty text binds NULL when null_if_empty.
+  // Binds by 1-based index. Empty text binds NULL when null_if_empty. Text is bound
+  // without a copy: it must stay alive until the statement is stepped and reset.
   void BindText(int i, std::string_view v, bool null_if_empty = false);
   void BindInt(int i, int64_t v);
   void BindIntOrNull(int i, int64_t v);  // 0 binds NULL

@@ -205,7 +205,7 @@ Status SqliteStore::CommitGroup(std::deque<Pending>& group) {
 
 Status SqliteStore::Apply(const Mutation& m) {
   if (auto* ins = std::get_if<InsertTask>(&m)) {
-    const Task& t = ins->task;
+    const Task& t = *ins->task;
     auto& st = insert_task_;
     st.BindText(1, t.id);
     st.BindText(2, t.queue);
