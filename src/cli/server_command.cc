@@ -4,6 +4,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <filesystem>
@@ -130,7 +131,13 @@ int RunServer(const ServerFlags& flags) {
   const fs::path addr_file = fs::path(config.data_dir) / "listen.addr";
   fs::remove(addr_file, ec);
 
+  // The io context exists before the store so committed groups can be delivered to it.
+  http::Router router;
+  http::Server server(router, server_options);
   SqliteStoreOptions store_options;
+  store_options.deliver = [&io = server.io()](std::function<void()> run) {
+    boost::asio::post(io, std::move(run));
+  };
   store_options.path = (fs::path(config.data_dir) / "resonance.db").string();
   store_options.durability = config.durability;
   auto store = SqliteStore::Open(store_options);
@@ -149,8 +156,6 @@ int RunServer(const ServerFlags& flags) {
     return 1;
   }
 
-  http::Router router;
-  http::Server server(router, server_options);
   http::Api api(engine, **store, clock, server.io(), {config.data_dir});
   api.Register(router);
   if (Status s = server.Listen(); !s.ok()) {

@@ -57,10 +57,15 @@ class Api {
   void Health(Request& req, Respond respond);
   void Ready(Request& req, Respond respond);
 
-  // Runs fn on the io context (from the store's writer thread, say).
+  // Runs fn on the io context: at once when called there (the server delivers store
+  // callbacks on it), else posted (from the store's writer thread, say).
   template <typename F>
   void OnIo(F&& fn) {
-    boost::asio::post(io_, std::forward<F>(fn));
+    if (io_.get_executor().running_in_this_thread()) {
+      fn();
+    } else {
+      boost::asio::post(io_, std::forward<F>(fn));
+    }
   }
   // Answers with the task as stored now (200), or the store's error.
   void ReplyTask(const std::string& id, int status, Respond respond);

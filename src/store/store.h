@@ -92,7 +92,8 @@ enum class Durability { kFsync, kOs };
 //
 // Group commit: Submit queues a batch; one writer thread takes everything queued since
 // its last commit, applies it in one transaction, commits (one fsync with kFsync), and
-// then runs each batch's `done` on the writer thread, in submission order. A batch is
+// then runs each batch's `done` in submission order (on the writer thread, or handed
+// over as one unit to another thread where the implementation is told to). A batch is
 // durable exactly when its `done` runs with an ok Status. If a commit fails, every
 // batch in it gets the error and the store refuses all later writes (kUnavailable):
 // memory and disk may disagree, so the process must restart and recover.

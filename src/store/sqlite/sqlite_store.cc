@@ -165,20 +165,34 @@ void SqliteStore::WriterLoop() {
     max_group_size_ = std::max(max_group_size_, group.size());
     ++commits_;
     lock.unlock();
-    for (auto& p : group) {
-      if (p.done) p.done(s);
-    }
+    Deliver(group, s);
     lock.lock();
     if (failed_) {
       // Everything queued after a failed commit fails too: memory and disk disagree.
       std::deque<Pending> rest;
       rest.swap(queue_);
       lock.unlock();
-      for (auto& p : rest) {
-        if (p.done) p.done(Status(Code::kUnavailable, "store failed: " + s.message()));
-      }
+      Deliver(rest, Status(Code::kUnavailable, "store failed: " + s.message()));
       lock.lock();
     }
+  }
+}
+
+void SqliteStore::Deliver(std::deque<Pending>& group, const Status& s) {
+  std::vector<Done> dones;
+  dones.reserve(group.size());
+  for (auto& p : group) {
+    if (p.done) dones.push_back(std::move(p.done));
+  }
+  group.clear();
+  if (dones.empty()) return;
+  auto run = [dones = std::move(dones), s] {
+    for (const auto& d : dones) d(s);
+  };
+  if (options_.deliver) {
+    options_.deliver(std::move(run));
+  } else {
+    run();
   }
 }
 

@@ -2,6 +2,7 @@
 
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -16,6 +17,10 @@ struct SqliteStoreOptions {
   std::string path;  // the database file; WAL and SHM files sit beside it
   Durability durability = Durability::kFsync;
   int cache_mib = 16;  // page cache per connection
+  // How the writer hands a committed group's callbacks over: called once per group with
+  // a function that runs them all in order. Unset: they run on the writer thread. The
+  // server passes a post to its io context, so one wake-up serves a whole group.
+  std::function<void(std::function<void()>)> deliver;
 };
 
 // The embedded store: SQLite in WAL mode, one writer thread doing group commit, one
@@ -66,6 +71,8 @@ class SqliteStore final : public Store {
   Status Apply(const Mutation& m);
   Status ApplyUpdate(const TaskUpdate& u);
   Status CommitGroup(std::deque<Pending>& group);
+  // Runs the callbacks with s, through options_.deliver when set.
+  void Deliver(std::deque<Pending>& group, const Status& s);
 
   SqliteStoreOptions options_;
 
