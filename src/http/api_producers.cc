@@ -13,8 +13,9 @@ namespace od = simdjson::ondemand;
 
 namespace {
 
-// Reads one task spec. `prefix` is "" for a single enqueue, "tasks[i]." in a batch.
-Status ReadNewTask(od::object obj, const std::string& prefix, NewTask& t) {
+// Reads one task spec. Error messages start with the field's name; a batch puts
+// "tasks[i]." in front.
+Status ReadNewTask(od::object obj, NewTask& t) {
   bool has_action = false;
   for (auto field : obj) {
     std::string_view key;
@@ -22,7 +23,7 @@ Status ReadNewTask(od::object obj, const std::string& prefix, NewTask& t) {
     od::value v;
     if (field.value().get(v)) return Status(Code::kInvalidJson, "malformed value");
     if (IsNull(v)) continue;  // null means "use the default"
-    const std::string name = prefix + std::string(key);
+    const std::string_view name = key;
     Status s;
     int64_t i = 0;
     if (key == "action") {
@@ -38,14 +39,16 @@ Status ReadNewTask(od::object obj, const std::string& prefix, NewTask& t) {
     } else if (key == "delay_s") {
       double d = 0;
       s = ReadNumber(v, name, d);
-      if (s.ok() && !(d >= 0 && d <= 1e9)) s = Status(Code::kInvalidArgument, name + ": must be a number >= 0");
+      if (s.ok() && !(d >= 0 && d <= 1e9)) {
+        s = Status(Code::kInvalidArgument, "delay_s: must be a number >= 0");
+      }
       t.delay_s = d;
     } else if (key == "run_at") {
       std::string text;
       s = ReadString(v, name, text);
       if (s.ok()) {
         t.run_at = ParseRfc3339(text);
-        if (!t.run_at) s = Status(Code::kInvalidArgument, name + ": must be an RFC 3339 time");
+        if (!t.run_at) s = Status(Code::kInvalidArgument, "run_at: must be an RFC 3339 time");
       }
     } else if (key == "max_attempts") {
       s = ReadInt(v, name, 1, 1000, i);
@@ -62,10 +65,10 @@ Status ReadNewTask(od::object obj, const std::string& prefix, NewTask& t) {
     }
     if (!s.ok()) return s;
   }
-  if (!has_action) return Status(Code::kInvalidArgument, prefix + "action: is required");
-  Status s = ValidateNewTask(t);
-  if (!s.ok()) return Status(s.code(), prefix + s.message());
-  return Status::Ok();
+  if (!has_action) {
+    return Status(Code::kInvalidArgument, "action: is required");
+  }
+  return ValidateNewTask(t);
 }
 
 }  // namespace
@@ -77,7 +80,7 @@ void Api::Enqueue(Request& req, Respond respond) {
   if (!obj.ok()) return respond(ErrorReply(obj.status()));
   NewTask t;
   t.trace_id = req.trace_id;
-  if (Status s = ReadNewTask(*obj, "", t); !s.ok()) return respond(ErrorReply(s));
+  if (Status s = ReadNewTask(*obj, t); !s.ok()) return respond(ErrorReply(s));
   std::vector<NewTask> tasks;
   tasks.push_back(std::move(t));
   engine_.Enqueue(std::move(tasks), [this, respond](const Status& s, std::vector<EnqueueOutcome> out) {
@@ -110,7 +113,6 @@ void Api::EnqueueBatch(Request& req, Respond respond) {
       if (i >= 1000) {
         return respond(ErrorReply(Status(Code::kInvalidArgument, "tasks: at most 1000 items")));
       }
-      const std::string prefix = "tasks[" + std::to_string(i) + "].";
       od::object o;
       if (item.get_object().get(o)) {
         return respond(ErrorReply(
@@ -118,7 +120,10 @@ void Api::EnqueueBatch(Request& req, Respond respond) {
       }
       NewTask t;
       t.trace_id = req.trace_id;
-      if (Status s = ReadNewTask(o, prefix, t); !s.ok()) return respond(ErrorReply(s));
+      if (Status s = ReadNewTask(o, t); !s.ok()) {
+        return respond(ErrorReply(
+            Status(s.code(), "tasks[" + std::to_string(i) + "]." + s.message())));
+      }
       tasks.push_back(std::move(t));
       ++i;
     }
