@@ -201,32 +201,19 @@ void Api::Heartbeat(Request& req, Respond respond) {
                     });
 }
 
-void Api::Complete(Request& req, Respond respond) {
-  thread_local od::parser parser;
-  od::document doc;
-  auto obj = ParseObject(req.body, parser, doc);
-  if (!obj.ok()) return respond(ErrorReply(obj.status()));
-  FinishRequest fr;
-  if (Status s = ReadFinish(*obj, "", false, true, fr); !s.ok()) return respond(ErrorReply(s));
-  fr.id = req.params[0];
-  std::string id = fr.id;
-  engine_.Finish({std::move(fr)}, [this, id, respond](const Status& s,
-                                                      std::vector<Result<TaskState>> out) {
-    OnIo([this, id, respond, s, out = std::move(out)] {
-      if (!s.ok()) return respond(ErrorReply(s));
-      if (!out.front().ok()) return respond(ErrorReply(out.front().status()));
-      ReplyTask(id, 200, respond);
-    });
-  });
-}
+void Api::Complete(Request& req, Respond respond) { FinishSingle(req, std::move(respond), true); }
 
-void Api::Fail(Request& req, Respond respond) {
+void Api::Fail(Request& req, Respond respond) { FinishSingle(req, std::move(respond), false); }
+
+void Api::FinishSingle(Request& req, Respond respond, bool success) {
   thread_local od::parser parser;
   od::document doc;
   auto obj = ParseObject(req.body, parser, doc);
   if (!obj.ok()) return respond(ErrorReply(obj.status()));
   FinishRequest fr;
-  if (Status s = ReadFinish(*obj, "", false, false, fr); !s.ok()) return respond(ErrorReply(s));
+  if (Status s = ReadFinish(*obj, "", false, success, fr); !s.ok()) {
+    return respond(ErrorReply(s));
+  }
   fr.id = req.params[0];
   std::string id = fr.id;
   engine_.Finish({std::move(fr)}, [this, id, respond](const Status& s,

@@ -83,6 +83,7 @@ Status SqliteStore::OpenWriter() {
   pragmas += "; PRAGMA cache_size=-" + std::to_string(options_.cache_mib * 1024) + ";";
   pragmas += "PRAGMA foreign_keys=OFF; PRAGMA temp_store=MEMORY;";
   pragmas += "PRAGMA wal_autocheckpoint=0;";  // CheckpointLoop does it off the commit path
+  pragmas += "PRAGMA journal_size_limit=67108864;";  // a reset WAL shrinks back to 64 MiB
   if (Status s = wdb_.Exec(pragmas); !s.ok()) return s;
   if (Status s = sqlite::Migrate(wdb_); !s.ok()) return s;
   sqlite3* db = wdb_.get();
@@ -337,6 +338,14 @@ void SqliteStore::CheckpointLoop() {
     int log_frames = 0, checkpointed = 0;
     sqlite3_wal_checkpoint_v2(db.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log_frames,
                               &checkpointed);
+    // Under steady writes a passive checkpoint never finds the moment to start the WAL
+    // over, so it would grow without bound. Past kRestartFrames, RESTART: it copies what
+    // is left (little, just after a passive pass) and holds the writer only until the
+    // next commit starts the log from the beginning.
+    constexpr int kRestartFrames = 8192;  // 32 MiB of 4 KiB pages
+    if (log_frames >= kRestartFrames) {
+      sqlite3_wal_checkpoint_v2(db.get(), nullptr, SQLITE_CHECKPOINT_RESTART, nullptr, nullptr);
+    }
     lock.lock();
   }
   lock.unlock();
