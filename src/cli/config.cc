@@ -81,7 +81,7 @@ Result<Config> LoadConfig(const std::string& path) {
     static const std::set<std::string> kKnown = {
         "listen", "data_dir", "durability", "max_body_bytes", "header_timeout_ms",
         "body_timeout_ms", "sweep_interval_ms", "io_threads", "shutdown_grace_ms",
-        "ledger_checkpoint_every", "retry", "actions", "handlers", "pools"};
+        "ledger_checkpoint_every", "worker_heartbeat_ms", "worker_lost_after_ms", "retry", "actions", "handlers", "pools"};
     for (const auto& [key, v] : root.as_table()) {
       if (!kKnown.count(key)) return Bad(path, key + ": unknown key");
     }
@@ -120,7 +120,9 @@ Result<Config> LoadConfig(const std::string& path) {
                      integer("sweep_interval_ms", 1, 60000, c.sweep_interval_ms),
                      integer("io_threads", 1, 64, c.io_threads),
                      integer("shutdown_grace_ms", 0, 600000, c.shutdown_grace_ms),
-                     integer("ledger_checkpoint_every", 0, 1LL << 40, c.ledger_checkpoint_every)}) {
+                     integer("ledger_checkpoint_every", 0, 1LL << 40, c.ledger_checkpoint_every),
+                     integer("worker_heartbeat_ms", 100, 600000, c.worker_heartbeat_ms),
+                     integer("worker_lost_after_ms", 300, 3600000, c.worker_lost_after_ms)}) {
       if (!s.ok()) return s;
     }
     if (root.contains("retry")) {
@@ -146,6 +148,9 @@ Result<Config> LoadConfig(const std::string& path) {
     }
   } catch (const std::exception& e) {
     return Bad(path, e.what());
+  }
+  if (c.worker_lost_after_ms <= c.worker_heartbeat_ms) {
+    return Bad(path, "worker_lost_after_ms must be longer than worker_heartbeat_ms");
   }
   return c;
 }

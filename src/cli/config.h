@@ -21,6 +21,8 @@ struct Config {
   int io_threads = 1;
   int shutdown_grace_ms = 10000;
   int64_t ledger_checkpoint_every = 100000;
+  int worker_heartbeat_ms = 5000;
+  int worker_lost_after_ms = 15000;
   RetryPolicies retry;
 };
 

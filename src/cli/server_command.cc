@@ -150,6 +150,8 @@ int RunServer(const ServerFlags& flags) {
   EngineOptions engine_options;
   engine_options.retry = config.retry;
   engine_options.ledger_checkpoint_every = config.ledger_checkpoint_every;
+  engine_options.worker_heartbeat = config.worker_heartbeat_ms * kMicrosPerMilli;
+  engine_options.worker_lost_after = config.worker_lost_after_ms * kMicrosPerMilli;
   Engine engine(**store, clock, engine_options);
   if (Status s = engine.Recover(); !s.ok()) {
     std::cerr << "resonance: recovery failed: " << s.message() << "\n";

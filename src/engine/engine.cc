@@ -69,9 +69,8 @@ Engine::Engine(Store& store, const Clock& clock, EngineOptions options)
       clock_(clock),
       options_(std::move(options)),
       ids_(clock),
-      rng_(std::random_device{}()) {
-  workers_.emplace_back();  // index 0: no worker
-}
+      workers_(options_.worker_lost_after),
+      rng_(std::random_device{}()) {}
 
 Engine::~Engine() = default;
 
@@ -103,7 +102,7 @@ void Engine::AddLive(LiveTask t) {
     case TaskState::kRunning:
       leases_.insert({t.lease_expires_at, t.id});
       ++q.running;
-      ++workers_[t.worker].running;
+      workers_.AddRunning(t.worker, 1);
       break;
     default: break;
   }
@@ -121,7 +120,7 @@ void Engine::RemoveFromIndexes(LiveTask& t) {
     case TaskState::kRunning:
       leases_.erase({t.lease_expires_at, t.id});
       --q.running;
-      --workers_[t.worker].running;
+      workers_.AddRunning(t.worker, -1);
       break;
     default: break;
   }
@@ -212,8 +211,7 @@ Status Engine::Recover() {
       lt.lease = ParseLease(t.lease);
       lt.lease_expires_at = t.lease_expires_at;
       lt.started_at = t.started_at;
-      lt.worker = worker_names_.Intern(t.worker);
-      if (workers_.size() < worker_names_.size()) workers_.resize(worker_names_.size());
+      lt.worker = workers_.Intern(t.worker);
     }
     if (!t.idempotency_key.empty()) {
       lt.has_idempotency_key = true;
@@ -347,14 +345,14 @@ std::vector<LeasedTask> Engine::PickReady(uint32_t worker, const std::vector<uin
     t.worker = worker;
     leases_.insert({t.lease_expires_at, id});
     ++best->running;
-    ++workers_[worker].running;
+    workers_.AddRunning(worker, 1);
 
     TaskUpdate u = UpdateOf(t, now);
     u.fields = TaskUpdate::kState | TaskUpdate::kAttempt | TaskUpdate::kLease |
                TaskUpdate::kStartedAt | TaskUpdate::kProgress;
     u.lease = LeaseText(t.lease);
     u.lease_expires_at = t.lease_expires_at;
-    u.worker = worker_names_.Name(worker);
+    u.worker = workers_.Name(worker);
     u.started_at = now;
     out.push_back({u.id, u.lease, t.lease_expires_at});
 
@@ -372,9 +370,8 @@ void Engine::Lease(LeaseRequest req, Callback<std::vector<LeasedTask>> done) {
   auto lock = Lock();
   if (failed_) return done(Status(Code::kUnavailable, "store failed; restart the server"), {});
   const Micros now = clock_.Now();
-  const uint32_t worker = worker_names_.Intern(req.worker);
-  if (workers_.size() < worker_names_.size()) workers_.resize(worker_names_.size());
-  workers_[worker].last_seen = now;
+  const uint32_t worker = workers_.Intern(req.worker);
+  workers_.Touch(worker, now);
   std::vector<uint32_t> queues;
   queues.reserve(req.queues.size());
   for (const auto& name : req.queues) queues.push_back(QueueIndex(name));
@@ -403,7 +400,7 @@ void Engine::ServeWaiters(Micros now) {
       continue;
     }
     WriteBatch batch;
-    workers_[it->worker].last_seen = now;
+    workers_.Touch(it->worker, now);
     auto picked = PickReady(it->worker, it->queues, it->max, now, batch);
     if (picked.empty()) {
       ++it;
@@ -438,13 +435,13 @@ void Engine::Heartbeat(const std::string& id_text, const std::string& lease,
   leases_.erase({t.lease_expires_at, t.id});
   t.lease_expires_at = now + static_cast<Micros>(t.timeout_s) * kMicrosPerSecond;
   leases_.insert({t.lease_expires_at, t.id});
-  workers_[t.worker].last_seen = now;
+  workers_.Touch(t.worker, now);
 
   TaskUpdate u = UpdateOf(t, now);
   u.fields = TaskUpdate::kLease;
   u.lease = LeaseText(t.lease);
   u.lease_expires_at = t.lease_expires_at;
-  u.worker = worker_names_.Name(t.worker);
+  u.worker = workers_.Name(t.worker);
   if (!progress.empty()) {
     u.fields |= TaskUpdate::kProgress;
     u.progress = std::move(progress);
@@ -521,7 +518,7 @@ Result<TaskState> Engine::FinishOne(const FinishRequest& req, Micros now, WriteB
   if (t.state != TaskState::kRunning || t.lease != ParseLease(req.lease)) {
     return Status(Code::kConflict, "lease is not the task's current lease");
   }
-  workers_[t.worker].last_seen = now;
+  workers_.Touch(t.worker, now);
   if (!req.success) {
     const bool has_key = t.has_idempotency_key;
     const TaskId tid = t.id;
@@ -721,6 +718,22 @@ void Engine::Tick() {
     batch.mutations.push_back(UpdateTask{std::move(u)});
   }
   std::vector<TaskId> finished_with_key;
+  for (uint32_t w : workers_.MarkLost(now)) {
+    std::string data;
+    JsonWriter(data).BeginObject().Key("worker").String(workers_.Name(w)).EndObject();
+    AppendEvent(batch, now, "worker.lost", 0, std::move(data));
+    // Its leases are released now, not at their expiry: the tasks are retried.
+    std::vector<TaskId> held;
+    for (const auto& [expiry, id] : leases_) {
+      if (live_.at(id).worker == w) held.push_back(id);
+    }
+    for (TaskId id : held) {
+      LiveTask& t = live_.at(id);
+      const bool has_key = t.has_idempotency_key;
+      TaskState s = FailLive(t, ErrorClass::kTimeout, "worker lost", std::nullopt, now, batch);
+      if (IsTerminal(s) && has_key) finished_with_key.push_back(id);
+    }
+  }
   while (!leases_.empty() && leases_.begin()->first <= now) {
     LiveTask& t = live_.at(leases_.begin()->second);
     const bool has_key = t.has_idempotency_key;
@@ -764,12 +777,7 @@ std::optional<QueueInfo> Engine::QueueByName(const std::string& name) {
 
 std::vector<WorkerInfo> Engine::Workers() {
   auto lock = Lock();
-  std::vector<WorkerInfo> out;
-  for (uint32_t i = 1; i < workers_.size() && i < worker_names_.size(); ++i) {
-    if (workers_[i].last_seen == 0) continue;
-    out.push_back({worker_names_.Name(i), workers_[i].last_seen, workers_[i].running});
-  }
-  return out;
+  return workers_.List();
 }
 
 size_t Engine::live_count() {
@@ -783,3 +791,4 @@ bool Engine::healthy() {
 }
 
 }  // namespace resonance
+

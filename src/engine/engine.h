@@ -19,6 +19,7 @@
 #include "core/task.h"
 #include "core/task_id.h"
 #include "engine/live_task.h"
+#include "engine/worker_registry.h"
 #include "ledger/chain.h"
 #include "store/store.h"
 
@@ -27,6 +28,8 @@ namespace resonance {
 struct EngineOptions {
   RetryPolicies retry;
   int64_t ledger_checkpoint_every = 100000;  // records between checkpoints, 0 = never
+  Micros worker_heartbeat = 5 * kMicrosPerSecond;   // told to registering workers
+  Micros worker_lost_after = 15 * kMicrosPerSecond; // silence that marks a worker lost
 };
 
 // A task as a producer asks for it. Validate with ValidateNewTask before Enqueue.
@@ -91,11 +94,6 @@ struct QueueInfo {
   int64_t running = 0;
 };
 
-struct WorkerInfo {
-  std::string name;
-  Micros last_seen = 0;
-  int64_t running = 0;
-};
 
 // The broker: ready queues, leases, retries, dead letters, delays, cancellation,
 // idempotency and pause/resume, over a Store that is the source of truth.
@@ -155,6 +153,16 @@ class Engine {
   // whose wait is over. Call every sweep interval.
   void Tick();
 
+  // Worker registry (DESIGN §5). Register: kConflict when another live worker holds
+  // the name. Heartbeat: kNotFound unless registered and active (register again).
+  // A registered worker silent past worker_lost_after is marked lost by Tick and every
+  // task it holds fails at once as `timeout` ("worker lost").
+  void RegisterWorker(WorkerRegistration r, Done done);
+  Status WorkerHeartbeat(const std::string& name);
+  void DeregisterWorker(const std::string& name, Done done);
+  Micros worker_heartbeat() const { return options_.worker_heartbeat; }
+  Micros worker_lost_after() const { return options_.worker_lost_after; }
+
   // Answers every waiting lease with no tasks (used at shutdown).
   void ReleaseWaiters();
 
@@ -170,10 +178,6 @@ class Engine {
     bool paused = false;
     std::set<ReadyKey> ready;
     int64_t scheduled = 0;
-    int64_t running = 0;
-  };
-  struct WorkerState {
-    Micros last_seen = 0;
     int64_t running = 0;
   };
   struct Waiter {
@@ -219,8 +223,7 @@ class Engine {
   std::vector<QueueState> queues_;                          // guarded by mu_
   std::unordered_map<std::string, uint32_t> queue_index_;   // guarded by mu_
   Interner actions_;                                        // guarded by mu_
-  Interner worker_names_;                                   // guarded by mu_
-  std::vector<WorkerState> workers_;                        // guarded by mu_
+  WorkerRegistry workers_;                                  // guarded by mu_
   std::set<std::pair<Micros, TaskId>> scheduled_;           // by run_at; guarded by mu_
   std::set<std::pair<Micros, TaskId>> leases_;              // by expiry; guarded by mu_
   std::unordered_map<std::string, TaskId> idempotency_;     // key -> live task; guarded by mu_

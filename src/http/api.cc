@@ -67,6 +67,9 @@ void Api::Register(Router& r) {
   r.Add("POST", "/api/dlq/{}/requeue", bind(&Api::RequeueDead));
   r.Add("DELETE", "/api/dlq/{}", bind(&Api::DeleteDead));
   r.Add("GET", "/api/workers", bind(&Api::Workers));
+  r.Add("POST", "/api/workers/register", bind(&Api::RegisterWorker));
+  r.Add("POST", "/api/workers/{}/heartbeat", bind(&Api::WorkerHeartbeat));
+  r.Add("POST", "/api/workers/{}/deregister", bind(&Api::DeregisterWorker));
   r.Add("GET", "/api/ledger", bind(&Api::Ledger));
   r.Add("GET", "/api/health", bind(&Api::Health));
   r.Add("GET", "/healthz", [](Request&, Respond respond) {

@@ -45,6 +45,9 @@ class Api {
   void Heartbeat(Request& req, Respond respond);
   void Complete(Request& req, Respond respond);
   void Fail(Request& req, Respond respond);
+  void RegisterWorker(Request& req, Respond respond);
+  void WorkerHeartbeat(Request& req, Respond respond);
+  void DeregisterWorker(Request& req, Respond respond);
   void FinishSingle(Request& req, Respond respond, bool success);
   void FinishBatch(Request& req, Respond respond, bool success);
   // Operators (api_operators.cc).

@@ -108,8 +108,26 @@ void Api::Workers(Request&, Respond respond) {
   JsonWriter w(body);
   w.BeginObject().Key("workers").BeginArray();
   for (const auto& wi : engine_.Workers()) {
-    w.BeginObject().Key("name").String(wi.name).Key("last_seen").Time(wi.last_seen);
-    w.Key("running").Int(wi.running).EndObject();
+    const WorkerRegistration& r = wi.registration;
+    w.BeginObject().Key("worker").String(wi.name).Key("name").String(wi.name);
+    w.Key("registered").Bool(wi.registered);
+    w.Key("pool").StringOrNull(r.pool);
+    w.Key("pid");
+    if (r.pid > 0) {
+      w.Int(r.pid);
+    } else {
+      w.Null();
+    }
+    w.Key("host").StringOrNull(r.host);
+    w.Key("queues").BeginArray();
+    for (const auto& q : r.queues) w.String(q);
+    w.EndArray();
+    w.Key("concurrency").Int(r.concurrency);
+    w.Key("started_at").TimeOrNull(wi.started_at);
+    w.Key("last_seen").Time(wi.last_seen);
+    w.Key("running").Int(wi.running);
+    w.Key("state").String(WorkerStatusName(wi.status));
+    w.EndObject();
   }
   w.EndArray().EndObject();
   respond(JsonReply(200, std::move(body)));

@@ -201,6 +201,76 @@ void Api::Heartbeat(Request& req, Respond respond) {
                     });
 }
 
+void Api::RegisterWorker(Request& req, Respond respond) {
+  thread_local od::parser parser;
+  od::document doc;
+  auto obj = ParseObject(req.body, parser, doc);
+  if (!obj.ok()) return respond(ErrorReply(obj.status()));
+  WorkerRegistration r;
+  bool has_worker = false;
+  for (auto field : *obj) {
+    std::string_view key;
+    od::value v;
+    if (field.unescaped_key().get(key) || field.value().get(v)) {
+      return respond(ErrorReply(Status(Code::kInvalidJson, "malformed field")));
+    }
+    if (IsNull(v)) continue;
+    Status s;
+    if (key == "worker") {
+      s = ReadString(v, "worker", r.name);
+      has_worker = true;
+    } else if (key == "pool") {
+      s = ReadString(v, "pool", r.pool);
+    } else if (key == "host") {
+      s = ReadString(v, "host", r.host);
+    } else if (key == "pid") {
+      s = ReadInt(v, "pid", 1, INT32_MAX, r.pid);
+    } else if (key == "concurrency") {
+      s = ReadInt(v, "concurrency", 1, 10000, r.concurrency);
+    } else if (key == "queues") {
+      od::array arr;
+      if (v.get_array().get(arr)) {
+        s = Status(Code::kInvalidArgument, "queues: must be an array of queue names");
+      } else {
+        for (auto q : arr) {
+          std::string_view name;
+          if (q.get_string().get(name)) {
+            s = Status(Code::kInvalidArgument, "queues: must be an array of queue names");
+            break;
+          }
+          r.queues.emplace_back(name);
+        }
+      }
+    }
+    if (!s.ok()) return respond(ErrorReply(s));
+  }
+  if (!has_worker || r.name.empty() || r.name.size() > 200) {
+    return respond(ErrorReply(Status(Code::kInvalidArgument, "worker: must be 1 to 200 characters")));
+  }
+  std::string name = r.name;
+  engine_.RegisterWorker(std::move(r), [this, name, respond](const Status& s) {
+    if (!s.ok()) return respond(ErrorReply(s));
+    std::string body;
+    JsonWriter(body).BeginObject().Key("worker").String(name)
+        .Key("heartbeat_ms").Int(engine_.worker_heartbeat() / kMicrosPerMilli)
+        .Key("lost_after_ms").Int(engine_.worker_lost_after() / kMicrosPerMilli).EndObject();
+    respond(JsonReply(200, std::move(body)));
+  });
+}
+
+void Api::WorkerHeartbeat(Request& req, Respond respond) {
+  // The body ({"running": [...]}) is informational today; the lease table is the truth.
+  if (Status s = engine_.WorkerHeartbeat(req.params[0]); !s.ok()) return respond(ErrorReply(s));
+  respond(JsonReply(200, R"({"ok":true})"));
+}
+
+void Api::DeregisterWorker(Request& req, Respond respond) {
+  engine_.DeregisterWorker(req.params[0], [respond](const Status& s) {
+    if (!s.ok()) return respond(ErrorReply(s));
+    respond(JsonReply(200, R"({"ok":true})"));
+  });
+}
+
 void Api::Complete(Request& req, Respond respond) { FinishSingle(req, std::move(respond), true); }
 
 void Api::Fail(Request& req, Respond respond) { FinishSingle(req, std::move(respond), false); }

@@ -1,0 +1,41 @@
+// Engine: the worker registry's operations (registration, heartbeats, exit).
+// Lost workers are handled in Engine::Tick (engine.cc).
+#include "core/json_writer.h"
+#include "engine/engine.h"
+
+namespace resonance {
+
+void Engine::RegisterWorker(WorkerRegistration r, Done done) {
+  auto lock = Lock();
+  if (failed_) return done(Status(Code::kUnavailable, "store failed; restart the server"));
+  const Micros now = clock_.Now();
+  uint32_t w = 0;
+  if (Status s = workers_.Register(r, now, &w); !s.ok()) return done(s);
+  std::string data;
+  JsonWriter j(data);
+  j.BeginObject().Key("worker").String(r.name).Key("pool").String(r.pool);
+  j.Key("pid").Int(r.pid).Key("host").String(r.host).EndObject();
+  WriteBatch batch;
+  AppendEvent(batch, now, "worker.registered", 0, std::move(data));
+  SubmitLocked(std::move(batch), std::move(done));
+}
+
+Status Engine::WorkerHeartbeat(const std::string& name) {
+  auto lock = Lock();
+  return workers_.Heartbeat(name, clock_.Now());
+}
+
+void Engine::DeregisterWorker(const std::string& name, Done done) {
+  auto lock = Lock();
+  if (failed_) return done(Status(Code::kUnavailable, "store failed; restart the server"));
+  const Micros now = clock_.Now();
+  uint32_t w = 0;
+  if (Status s = workers_.Deregister(name, now, &w); !s.ok()) return done(s);
+  std::string data;
+  JsonWriter(data).BeginObject().Key("worker").String(name).EndObject();
+  WriteBatch batch;
+  AppendEvent(batch, now, "worker.deregistered", 0, std::move(data));
+  SubmitLocked(std::move(batch), std::move(done));
+}
+
+}  // namespace resonance
