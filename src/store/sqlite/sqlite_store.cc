@@ -83,10 +83,20 @@ Status SqliteStore::OpenWriter() {
   pragmas += "; PRAGMA cache_size=-" + std::to_string(options_.cache_mib * 1024) + ";";
   pragmas += "PRAGMA foreign_keys=OFF; PRAGMA temp_store=MEMORY;";
   pragmas += "PRAGMA wal_autocheckpoint=0;";  // CheckpointLoop does it off the commit path
-  pragmas += "PRAGMA journal_size_limit=67108864;";  // a reset WAL shrinks back to 64 MiB
+  pragmas += "PRAGMA journal_size_limit=" +
+             std::to_string(int64_t{options_.checkpoint_frames} * 4096 * 2) +
+             ";";  // a reset WAL shrinks back
   if (Status s = wdb_.Exec(pragmas); !s.ok()) return s;
   if (Status s = sqlite::Migrate(wdb_); !s.ok()) return s;
   sqlite3* db = wdb_.get();
+  // After each commit SQLite reports the WAL's length; the checkpointer reads it.
+  sqlite3_wal_hook(
+      db,
+      [](void* self, sqlite3*, const char*, int frames) {
+        static_cast<SqliteStore*>(self)->wal_frames_.store(frames, std::memory_order_relaxed);
+        return SQLITE_OK;
+      },
+      this);
   insert_task_ = sqlite::Stmt(db, std::string("INSERT INTO tasks (") + kTaskColumns +
                                       ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
   delete_task_ = sqlite::Stmt(db, "DELETE FROM tasks WHERE id=?1");
@@ -329,21 +339,28 @@ Status SqliteStore::ApplyUpdate(const TaskUpdate& u) {
 }
 
 void SqliteStore::CheckpointLoop() {
+  // Checkpoints cost fsyncs that queue with the commits' own, so they run only once the
+  // WAL holds options_.checkpoint_frames, in one larger pass, rather than every tick. Under steady
+  // writes a passive checkpoint alone never finds the moment to start the WAL over, so
+  // when it copied everything (or the WAL passed kRestartFrames) a RESTART follows: it
+  // copies what is left (little) and holds the writer only until its next commit starts
+  // the log from the beginning.
+  const int kCheckpointFrames = options_.checkpoint_frames;
+  const int kRestartFrames = 2 * options_.checkpoint_frames;
   sqlite::Db db;
   if (Status s = db.Open(options_.path, false); !s.ok()) return;
+  // A connection opens the file lazily: until it has read the database it does not
+  // know it is in WAL mode and checkpoint calls do nothing (log = -1).
+  if (Status s = db.Exec("PRAGMA journal_mode=WAL"); !s.ok()) return;
   std::unique_lock lock(mu_);
   while (!closing_) {
     cv_checkpoint_.wait_for(lock, std::chrono::milliseconds(100), [&] { return closing_; });
+    if (wal_frames_.load(std::memory_order_relaxed) < kCheckpointFrames) continue;
     lock.unlock();
     int log_frames = 0, checkpointed = 0;
     sqlite3_wal_checkpoint_v2(db.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log_frames,
                               &checkpointed);
-    // Under steady writes a passive checkpoint never finds the moment to start the WAL
-    // over, so it would grow without bound. Past kRestartFrames, RESTART: it copies what
-    // is left (little, just after a passive pass) and holds the writer only until the
-    // next commit starts the log from the beginning.
-    constexpr int kRestartFrames = 8192;  // 32 MiB of 4 KiB pages
-    if (log_frames >= kRestartFrames) {
+    if (log_frames > 0 && (checkpointed == log_frames || log_frames >= kRestartFrames)) {
       sqlite3_wal_checkpoint_v2(db.get(), nullptr, SQLITE_CHECKPOINT_RESTART, nullptr, nullptr);
     }
     lock.lock();

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -17,6 +18,9 @@ struct SqliteStoreOptions {
   std::string path;  // the database file; WAL and SHM files sit beside it
   Durability durability = Durability::kFsync;
   int cache_mib = 16;  // page cache per connection
+  // WAL length (4 KiB frames) at which the background checkpointer copies the WAL back
+  // into the database and starts it over; it stays near twice this at most.
+  int checkpoint_frames = 8192;
   // How the writer hands a committed group's callbacks over: called once per group with
   // a function that runs them all in order. Unset: they run on the writer thread. The
   // server passes a post to its io context, so one wake-up serves a whole group.
@@ -52,6 +56,8 @@ class SqliteStore final : public Store {
   Result<std::vector<LedgerRecord>> ReadLedger(int64_t after_seq, int limit) override;
   Result<int64_t> CountTasks(TaskState state) override;
 
+  // WAL length in frames after the last commit (for tests and metrics).
+  int wal_frames() const { return wal_frames_.load(std::memory_order_relaxed); }
   // Largest number of batches one commit has carried (for tests and metrics).
   size_t max_group_size() const;
   uint64_t commits() const;
@@ -82,6 +88,7 @@ class SqliteStore final : public Store {
   std::map<uint32_t, sqlite::Stmt> update_task_;  // one statement per TaskUpdate::fields
   std::thread writer_;
   std::thread checkpointer_;
+  std::atomic<int> wal_frames_{0};  // WAL length after the last commit (sqlite3_wal_hook)
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

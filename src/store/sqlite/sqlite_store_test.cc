@@ -135,9 +135,10 @@ class SqliteStoreTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
   }
 
-  void Open() {
+  void Open(int checkpoint_frames = 8192) {
     SqliteStoreOptions options;
     options.path = path_;
+    options.checkpoint_frames = checkpoint_frames;
     auto opened = SqliteStore::Open(options);
     ASSERT_TRUE(opened.ok()) << opened.status().ToString();
     store_ = std::move(opened).value();
@@ -725,6 +726,35 @@ TEST_F(SqliteStoreTest, ReadOnlyOpenReadsButRefusesWrites) {
   (*ro)->Submit(WriteBatch{}, [&](const Status& s) { p.set_value(s); });
   EXPECT_EQ(p.get_future().get().code(), Code::kUnavailable);
   EXPECT_FALSE(SqliteStore::OpenReadOnly(dir_ + "/missing.db").ok());
+}
+
+}  // namespace
+}  // namespace resonance
+
+namespace resonance {
+namespace {
+
+TEST_F(SqliteStoreTest, BackgroundCheckpointKeepsTheWalShort) {
+  // Given a checkpoint threshold of 64 frames and a steady stream of commits writing
+  // far more than that, then the checkpointer starts the WAL over: after the writes
+  // stop, the WAL's length reported at the next commit is far below what was written.
+  store_->Close();
+  store_.reset();
+  ASSERT_NO_FATAL_FAILURE(Open(64));
+  int max_frames = 0;
+  for (int i = 0; i < 600; ++i) {
+    ASSERT_TRUE(Insert(MakeTask("t" + std::to_string(i))).ok());
+    max_frames = std::max(max_frames, store_->wal_frames());
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  int frames = store_->wal_frames();
+  for (int i = 600; frames >= 128 && std::chrono::steady_clock::now() < deadline; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    ASSERT_TRUE(Insert(MakeTask("t" + std::to_string(i))).ok());
+    frames = store_->wal_frames();
+  }
+  EXPECT_LT(frames, 128) << "the WAL was never started over (max seen " << max_frames << ")";
+  EXPECT_GT(max_frames, 64);
 }
 
 }  // namespace
