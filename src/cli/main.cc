@@ -6,6 +6,7 @@
 #include "cli/commands.h"
 #include "core/json_writer.h"
 #include "http/router.h"
+#include "worker/worker.h"
 
 namespace {
 
@@ -45,6 +46,24 @@ int main(int argc, char** argv) {
   server->add_option("--listen", server_flags.listen, "HOST:PORT to listen on (port 0 picks one)");
   server->add_option("--data-dir", server_flags.data_dir, "Directory of the store");
   server->callback([&] { rc = resonance::cli::RunServer(server_flags); });
+
+  // worker
+  resonance::worker::WorkerFlags worker_flags;
+  worker_flags.server = DefaultServer();
+  auto* worker = app.add_subcommand("worker", "Lease tasks and run their handlers (docs/workers.md)");
+  worker->add_option("--server", worker_flags.server, "Server URL (default $RESONANCE_SERVER or http://127.0.0.1:8091)");
+  worker->add_option("--pool", worker_flags.pool, "Pool name: shown in the registry; queues and concurrency default to its [[pools]] entry");
+  worker->add_option("--id", worker_flags.worker_id, "Worker id, unique among live workers (default HOST-PID)");
+  worker->add_option("--queues", worker_flags.queues, "Queues to lease from, comma-separated (default the pool's, else default)")
+      ->delimiter(',');
+  worker->add_option("--concurrency", worker_flags.concurrency, "Tasks at once (default the pool's, else 1)")
+      ->check(CLI::Range(1, 1000));
+  worker->add_option("--config", worker_flags.config, "TOML file with [handlers] (default ./resonance.toml if present)");
+  worker->add_option("--drain-grace", worker_flags.drain_grace_s, "Seconds running tasks get to finish on SIGTERM (default 30)")
+      ->check(CLI::NonNegativeNumber);
+  worker->add_option("--lease-wait-ms", worker_flags.lease_wait_ms, "Long-poll of one lease call, ms (default 5000)")
+      ->check(CLI::Range(0, 60000));
+  worker->callback([&] { rc = resonance::worker::RunWorker(worker_flags); });
 
   resonance::cli::ClientFlags client;
   client.server = DefaultServer();
