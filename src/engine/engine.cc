@@ -702,6 +702,21 @@ void Engine::SetPaused(const std::string& queue, bool paused, Done done) {
 
 void Engine::Barrier(Done done) { store_.Submit({}, std::move(done)); }
 
+void Engine::ReleaseLeasesOf(uint32_t worker, ErrorClass cls, const std::string& message,
+                             Micros now, WriteBatch& batch,
+                             std::vector<TaskId>& finished_with_key) {
+  std::vector<TaskId> held;
+  for (const auto& [expiry, id] : leases_) {
+    if (live_.at(id).worker == worker) held.push_back(id);
+  }
+  for (TaskId id : held) {
+    LiveTask& t = live_.at(id);
+    const bool has_key = t.has_idempotency_key;
+    TaskState s = FailLive(t, cls, message, std::nullopt, now, batch);
+    if (IsTerminal(s) && has_key) finished_with_key.push_back(id);
+  }
+}
+
 void Engine::Tick() {
   auto lock = Lock();
   if (failed_) return;
@@ -722,17 +737,7 @@ void Engine::Tick() {
     std::string data;
     JsonWriter(data).BeginObject().Key("worker").String(workers_.Name(w)).EndObject();
     AppendEvent(batch, now, "worker.lost", 0, std::move(data));
-    // Its leases are released now, not at their expiry: the tasks are retried.
-    std::vector<TaskId> held;
-    for (const auto& [expiry, id] : leases_) {
-      if (live_.at(id).worker == w) held.push_back(id);
-    }
-    for (TaskId id : held) {
-      LiveTask& t = live_.at(id);
-      const bool has_key = t.has_idempotency_key;
-      TaskState s = FailLive(t, ErrorClass::kTimeout, "worker lost", std::nullopt, now, batch);
-      if (IsTerminal(s) && has_key) finished_with_key.push_back(id);
-    }
+    ReleaseLeasesOf(w, ErrorClass::kTimeout, "worker lost", now, batch, finished_with_key);
   }
   while (!leases_.empty() && leases_.begin()->first <= now) {
     LiveTask& t = live_.at(leases_.begin()->second);

@@ -156,7 +156,8 @@ class Engine {
   // Worker registry (DESIGN §5). Register: kConflict when another live worker holds
   // the name. Heartbeat: kNotFound unless registered and active (register again).
   // A registered worker silent past worker_lost_after is marked lost by Tick and every
-  // task it holds fails at once as `timeout` ("worker lost").
+  // task it holds fails at once as `timeout` ("worker lost"); a worker that deregisters
+  // while still holding tasks has them failed as `temporary` ("worker stopped").
   void RegisterWorker(WorkerRegistration r, Done done);
   Status WorkerHeartbeat(const std::string& name);
   void DeregisterWorker(const std::string& name, Done done);
@@ -202,6 +203,9 @@ class Engine {
   TaskState FailLive(LiveTask& t, ErrorClass cls, const std::string& message,
                      std::optional<double> retry_after_s, Micros now, WriteBatch& batch);
   void ServeWaiters(Micros now);
+  // Fails every task the worker holds (its leases are released now, not at expiry).
+  void ReleaseLeasesOf(uint32_t worker, ErrorClass cls, const std::string& message, Micros now,
+                       WriteBatch& batch, std::vector<TaskId>& finished_with_key);
   void AppendEvent(WriteBatch& batch, Micros now, std::string kind, TaskId id, std::string data);
   void SubmitLocked(WriteBatch batch, Done done);
   // Forgets idempotency keys of tasks that turned terminal, once that is durable.

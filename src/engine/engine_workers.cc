@@ -35,7 +35,10 @@ void Engine::DeregisterWorker(const std::string& name, Done done) {
   JsonWriter(data).BeginObject().Key("worker").String(name).EndObject();
   WriteBatch batch;
   AppendEvent(batch, now, "worker.deregistered", 0, std::move(data));
-  SubmitLocked(std::move(batch), std::move(done));
+  std::vector<TaskId> finished_with_key;
+  ReleaseLeasesOf(w, ErrorClass::kTemporary, "worker stopped", now, batch, finished_with_key);
+  SubmitLocked(std::move(batch), ReleaseKeysAfter(std::move(finished_with_key), std::move(done)));
+  if (!waiters_.empty()) ServeWaiters(now);
 }
 
 }  // namespace resonance

@@ -126,3 +126,22 @@ def test_registry_events_are_in_the_ledger(server_factory):
     status, _, body = srv.request("GET", "/api/ledger?limit=1000")
     kinds = [e["kind"] for e in body["events"] if e["data"].get("worker") == "w1"]
     assert kinds == ["worker.registered", "worker.lost", "worker.registered", "worker.deregistered"]
+
+
+def test_deregistering_worker_hands_back_the_tasks_it_still_holds(server_factory):
+    """Given w1 holds a task with a 60 s lease and deregisters, then the task fails at once as
+    temporary ("worker stopped") and another worker can lease it."""
+    srv = server_factory(REGISTRY_CONFIG)
+    register(srv)
+    task = srv.enqueue("scrape", timeout_s=60)
+    leased = srv.lease_one(worker="w1")
+    status, _, body = srv.request("POST", "/api/workers/w1/deregister")
+    assert status == 200, body
+    t = srv.get(task["id"])
+    assert t["error"] == {"class": "temporary", "message": "worker stopped"}
+    assert t["state"] in ("scheduled", "ready")
+    again = srv.lease_one(worker="w2", timeout=5)
+    assert again["id"] == task["id"] and again["attempt"] == 2
+    status, _, body = srv.request("POST", f"/api/tasks/{task['id']}/complete",
+                                  {"lease": leased["lease"]})
+    assert status == 409, body
