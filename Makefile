@@ -24,8 +24,9 @@ build-asan: deps
 
 run: build
 	@mkdir -p var
-	@echo "Resonance: http://127.0.0.1:8091  data dir: ./var  (Ctrl-C stops it)"
-	@./$(BUILD)/resonance server --config resonance.toml
+	@echo "Resonance: http://127.0.0.1:8091  data dir: ./var  log: ./var/resonance.log"
+	@echo "  server + pool 'examples' (examples/resonance.toml); 'build/resonance status --config examples/resonance.toml' shows the tree; Ctrl-C stops it"
+	@./$(BUILD)/resonance up --config examples/resonance.toml 2>&1 | tee -i -a var/resonance.log
 
 unit-test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

@@ -81,7 +81,7 @@ Result<Config> LoadConfig(const std::string& path) {
     static const std::set<std::string> kKnown = {
         "listen", "data_dir", "durability", "max_body_bytes", "header_timeout_ms",
         "body_timeout_ms", "sweep_interval_ms", "io_threads", "shutdown_grace_ms",
-        "ledger_checkpoint_every", "worker_heartbeat_ms", "worker_lost_after_ms", "retry", "actions", "handlers", "pools"};
+        "ledger_checkpoint_every", "worker_heartbeat_ms", "worker_lost_after_ms", "retry", "actions", "handlers", "pools", "supervisor"};
     for (const auto& [key, v] : root.as_table()) {
       if (!kKnown.count(key)) return Bad(path, key + ": unknown key");
     }

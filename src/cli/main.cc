@@ -6,6 +6,7 @@
 #include "cli/commands.h"
 #include "core/json_writer.h"
 #include "http/router.h"
+#include "supervise/up_command.h"
 #include "worker/worker.h"
 
 namespace {
@@ -64,6 +65,15 @@ int main(int argc, char** argv) {
   worker->add_option("--lease-wait-ms", worker_flags.lease_wait_ms, "Long-poll of one lease call, ms (default 5000)")
       ->check(CLI::Range(0, 60000));
   worker->callback([&] { rc = resonance::worker::RunWorker(worker_flags); });
+
+  // up, status
+  resonance::supervise::UpFlags up_flags;
+  auto* up = app.add_subcommand("up", "Run the server and every [[pools]] worker as one supervised tree (docs/supervisor.md)");
+  up->add_option("--config", up_flags.config, "TOML config file (default ./resonance.toml)");
+  up->callback([&] { rc = resonance::supervise::RunUp(up_flags); });
+  auto* status = app.add_subcommand("status", "Print the supervised tree of `resonance up`: pools, workers, pids, restarts");
+  status->add_option("--config", up_flags.config, "TOML config file (default ./resonance.toml)");
+  status->callback([&] { rc = resonance::supervise::RunStatus(up_flags); });
 
   resonance::cli::ClientFlags client;
   client.server = DefaultServer();

@@ -92,6 +92,10 @@ int RunWorker(const WorkerFlags& flags) {
   // Signals: SIGPIPE would kill us when a handler closes its stdin early; SIGTERM and
   // SIGINT are taken by one thread with sigtimedwait (blocked everywhere else, and
   // reset in handler processes by the spawner).
+  // A shell starts background jobs with SIGINT ignored, and an ignored signal is
+  // dropped even while blocked: restore the defaults before waiting for them.
+  ::signal(SIGINT, SIG_DFL);
+  ::signal(SIGTERM, SIG_DFL);
   ::signal(SIGPIPE, SIG_IGN);
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
