@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "core/json_writer.h"
+#include "core/percent_encode.h"
 #include "http/router.h"
 #include "supervise/up_command.h"
 #include "worker/worker.h"
@@ -16,21 +17,6 @@ std::string DefaultServer() {
   return env && *env ? env : "http://127.0.0.1:8091";
 }
 
-// Percent-encodes a path segment or query value.
-std::string Encode(const std::string& s) {
-  static const char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -111,12 +97,12 @@ int main(int argc, char** argv) {
   auto* task_get = task->add_subcommand("get", "Print a task");
   task_get->add_option("id", task_id, "Task id")->required();
   add_server_flag(task_get);
-  task_get->callback([&] { rc = ClientCall(client, "GET", "/api/tasks/" + Encode(task_id), ""); });
+  task_get->callback([&] { rc = ClientCall(client, "GET", "/api/tasks/" + resonance::PercentEncode(task_id), ""); });
   auto* task_cancel = task->add_subcommand("cancel", "Cancel a task");
   task_cancel->add_option("id", task_id, "Task id")->required();
   add_server_flag(task_cancel);
   task_cancel->callback([&] {
-    rc = ClientCall(client, "POST", "/api/tasks/" + Encode(task_id) + "/cancel", "");
+    rc = ClientCall(client, "POST", "/api/tasks/" + resonance::PercentEncode(task_id) + "/cancel", "");
   });
 
   // results
@@ -137,19 +123,19 @@ int main(int argc, char** argv) {
   add_server_flag(dlq_list);
   dlq_list->callback([&] {
     std::string target = "/api/dlq";
-    if (!dlq_queue.empty()) target += "?queue=" + Encode(dlq_queue);
+    if (!dlq_queue.empty()) target += "?queue=" + resonance::PercentEncode(dlq_queue);
     rc = ClientCall(client, "GET", target, "");
   });
   auto* dlq_requeue = dlq->add_subcommand("requeue", "Put a dead task back in its queue");
   dlq_requeue->add_option("id", task_id, "Task id")->required();
   add_server_flag(dlq_requeue);
   dlq_requeue->callback([&] {
-    rc = ClientCall(client, "POST", "/api/dlq/" + Encode(task_id) + "/requeue", "");
+    rc = ClientCall(client, "POST", "/api/dlq/" + resonance::PercentEncode(task_id) + "/requeue", "");
   });
   auto* dlq_delete = dlq->add_subcommand("delete", "Delete a dead task");
   dlq_delete->add_option("id", task_id, "Task id")->required();
   add_server_flag(dlq_delete);
-  dlq_delete->callback([&] { rc = ClientCall(client, "DELETE", "/api/dlq/" + Encode(task_id), ""); });
+  dlq_delete->callback([&] { rc = ClientCall(client, "DELETE", "/api/dlq/" + resonance::PercentEncode(task_id), ""); });
 
   // ledger verify
   std::string data_dir = "var";

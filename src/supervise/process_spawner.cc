@@ -1,4 +1,5 @@
 #include "supervise/process_spawner.h"
+#include "core/child_process.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -32,13 +33,7 @@ Result<pid_t> PosixProcessSpawner::Start(const std::vector<std::string>& argv) {
     ::setpgid(0, 0);
     ::prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (::getppid() != parent) ::_exit(127);
-    struct sigaction dfl;
-    ::memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);
-    sigset_t none;
-    ::sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ResetSignalsInChild();
     ::execv(args[0], args.data());
     int err = errno;
     ssize_t n = ::write(report[1], &err, sizeof err);

@@ -1,4 +1,5 @@
 #include "supervise/server_probe.h"
+#include "core/percent_encode.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -32,18 +33,6 @@ bool WaitFd(int fd, short events, Micros deadline) {
   }
 }
 
-std::string Encode(const std::string& s) {
-  static const char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out += {'%', kHex[c >> 4], kHex[c & 15]};
-    }
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -131,7 +120,7 @@ bool HttpServerProbe::Ready(const std::string& host_port) {
 }
 
 Status HttpServerProbe::Deregister(const std::string& host_port, const std::string& worker_id) {
-  auto r = HttpCall(host_port, "POST", "/api/workers/" + Encode(worker_id) + "/deregister",
+  auto r = HttpCall(host_port, "POST", "/api/workers/" + PercentEncode(worker_id) + "/deregister",
                     5 * kMicrosPerSecond);
   if (!r.ok()) return r.status();
   if (r->status == 200 || r->status == 404) return Status::Ok();

@@ -1,4 +1,5 @@
 #include "worker/server_api.h"
+#include "core/percent_encode.h"
 
 #include "core/json_writer.h"
 #include "core/time_format.h"
@@ -8,21 +9,6 @@ namespace resonance::worker {
 namespace {
 
 constexpr Micros kCallTimeout = 10 * kMicrosPerSecond;
-
-std::string PathEncode(std::string_view s) {
-  static const char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
-}
 
 Code CodeForStatus(int status) {
   switch (status) {
@@ -200,7 +186,7 @@ Result<HeartbeatReply> HttpServerApi::Heartbeat(const std::string& id, const std
   w.BeginObject().Key("lease").String(lease);
   if (!progress.empty()) w.Key("progress").Raw(progress);
   w.EndObject();
-  auto reply = Call("POST", "/api/tasks/" + PathEncode(id) + "/heartbeat", body, kCallTimeout);
+  auto reply = Call("POST", "/api/tasks/" + PercentEncode(id) + "/heartbeat", body, kCallTimeout);
   if (!reply.ok()) return reply.status();
   HeartbeatReply hb;
   Status s = json::ForEachMember(
@@ -218,7 +204,7 @@ Result<HeartbeatReply> HttpServerApi::Heartbeat(const std::string& id, const std
 
 FinishAnswer HttpServerApi::FinishOne(const Finish& f) {
   const std::string target =
-      "/api/tasks/" + PathEncode(f.id) + (f.outcome.ok ? "/complete" : "/fail");
+      "/api/tasks/" + PercentEncode(f.id) + (f.outcome.ok ? "/complete" : "/fail");
   auto reply = Call("POST", target, FinishBody(f, false), kCallTimeout);
   return FinishAnswer{f.id, reply.ok() ? Status::Ok() : reply.status()};
 }
@@ -316,13 +302,13 @@ Status HttpServerApi::WorkerHeartbeat(const std::string& worker,
   for (const auto& id : running) w.String(id);
   w.EndArray().EndObject();
   auto reply =
-      Call("POST", "/api/workers/" + PathEncode(worker) + "/heartbeat", body, kCallTimeout);
+      Call("POST", "/api/workers/" + PercentEncode(worker) + "/heartbeat", body, kCallTimeout);
   return reply.ok() ? Status::Ok() : reply.status();
 }
 
 Status HttpServerApi::Deregister(const std::string& worker) {
   auto reply =
-      Call("POST", "/api/workers/" + PathEncode(worker) + "/deregister", "{}", kCallTimeout);
+      Call("POST", "/api/workers/" + PercentEncode(worker) + "/deregister", "{}", kCallTimeout);
   return reply.ok() ? Status::Ok() : reply.status();
 }
 

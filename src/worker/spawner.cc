@@ -1,4 +1,5 @@
 #include "worker/spawner.h"
+#include "core/child_process.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -169,13 +170,7 @@ Result<Child> PosixSpawner::Spawn(const SpawnSpec& spec) {
     ::setpgid(0, 0);
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent) ::_exit(127);
-    struct sigaction dfl;
-    ::memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);
-    sigset_t none;
-    ::sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ResetSignalsInChild();
     ::dup2(in[0], 0);
     ::dup2(out[1], 1);
     ::dup2(err[1], 2);
