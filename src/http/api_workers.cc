@@ -85,6 +85,21 @@ Status ReadFinish(od::object obj, const std::string& prefix, bool need_id, bool 
   return Status::Ok();
 }
 
+// Reads "queues": 1 to 100 non-empty names.
+Status ReadQueueNames(od::value v, std::vector<std::string>& out) {
+  const Status bad(Code::kInvalidArgument, "queues: must be an array of 1 to 100 queue names");
+  od::array arr;
+  if (v.get_array().get(arr)) return bad;
+  out.clear();
+  for (auto q : arr) {
+    std::string_view name;
+    if (q.get_string().get(name) || name.empty()) return bad;
+    out.emplace_back(name);
+  }
+  if (out.empty() || out.size() > 100) return bad;
+  return Status::Ok();
+}
+
 }  // namespace
 
 void Api::Lease(Request& req, Respond respond) {
@@ -107,23 +122,7 @@ void Api::Lease(Request& req, Respond respond) {
       s = ReadString(v, "worker", lr.worker);
       has_worker = true;
     } else if (key == "queues") {
-      od::array arr;
-      if (v.get_array().get(arr)) {
-        s = Status(Code::kInvalidArgument, "queues: must be an array of queue names");
-      } else {
-        lr.queues.clear();
-        for (auto q : arr) {
-          std::string_view name;
-          if (q.get_string().get(name) || name.empty()) {
-            s = Status(Code::kInvalidArgument, "queues: must be an array of queue names");
-            break;
-          }
-          lr.queues.emplace_back(name);
-        }
-        if (s.ok() && (lr.queues.empty() || lr.queues.size() > 100)) {
-          s = Status(Code::kInvalidArgument, "queues: must name 1 to 100 queues");
-        }
-      }
+      s = ReadQueueNames(v, lr.queues);
     } else if (key == "max") {
       s = ReadInt(v, "max", 1, 1000, i);
       lr.max = static_cast<int>(i);
@@ -228,19 +227,7 @@ void Api::RegisterWorker(Request& req, Respond respond) {
     } else if (key == "concurrency") {
       s = ReadInt(v, "concurrency", 1, 10000, r.concurrency);
     } else if (key == "queues") {
-      od::array arr;
-      if (v.get_array().get(arr)) {
-        s = Status(Code::kInvalidArgument, "queues: must be an array of queue names");
-      } else {
-        for (auto q : arr) {
-          std::string_view name;
-          if (q.get_string().get(name)) {
-            s = Status(Code::kInvalidArgument, "queues: must be an array of queue names");
-            break;
-          }
-          r.queues.emplace_back(name);
-        }
-      }
+      s = ReadQueueNames(v, r.queues);
     }
     if (!s.ok()) return respond(ErrorReply(s));
   }
