@@ -17,12 +17,7 @@ namespace {
 // "tasks[i]." in front.
 Status ReadNewTask(od::object obj, NewTask& t) {
   bool has_action = false;
-  for (auto field : obj) {
-    std::string_view key;
-    if (field.unescaped_key().get(key)) return Status(Code::kInvalidJson, "malformed key");
-    od::value v;
-    if (field.value().get(v)) return Status(Code::kInvalidJson, "malformed value");
-    if (IsNull(v)) continue;  // null means "use the default"
+  Status read = ForEachField(obj, true, [&](std::string_view key, od::value v) {
     const std::string_view name = key;
     Status s;
     int64_t i = 0;
@@ -63,8 +58,9 @@ Status ReadNewTask(od::object obj, NewTask& t) {
     } else if (key == "parent_id") {
       s = ReadString(v, name, t.parent_id);
     }
-    if (!s.ok()) return s;
-  }
+    return s;
+  });
+  if (!read.ok()) return read;
   if (!has_action) {
     return Status(Code::kInvalidArgument, "action: is required");
   }

@@ -15,13 +15,7 @@ Status ReadError(od::value v, const std::string& name, FinishRequest& req) {
   od::object obj;
   if (v.get_object().get(obj)) return Status(Code::kInvalidArgument, name + ": must be an object");
   bool has_class = false;
-  for (auto field : obj) {
-    std::string_view key;
-    od::value fv;
-    if (field.unescaped_key().get(key) || field.value().get(fv)) {
-      return Status(Code::kInvalidJson, "malformed " + name);
-    }
-    if (IsNull(fv)) continue;
+  Status read = ForEachField(obj, true, [&](std::string_view key, od::value fv) {
     Status s;
     if (key == "class") {
       std::string cls;
@@ -47,8 +41,9 @@ Status ReadError(od::value v, const std::string& name, FinishRequest& req) {
       }
       req.retry_after_s = d;
     }
-    if (!s.ok()) return s;
-  }
+    return s;
+  });
+  if (!read.ok()) return read;
   if (!has_class) return Status(Code::kInvalidArgument, name + ".class: is required");
   return Status::Ok();
 }
@@ -58,12 +53,7 @@ Status ReadFinish(od::object obj, const std::string& prefix, bool need_id, bool 
                   FinishRequest& req) {
   req.success = success;
   bool has_lease = false, has_error = false;
-  for (auto field : obj) {
-    std::string_view key;
-    od::value v;
-    if (field.unescaped_key().get(key) || field.value().get(v)) {
-      return Status(Code::kInvalidJson, "malformed field in " + prefix);
-    }
+  Status read = ForEachField(obj, false, [&](std::string_view key, od::value v) {
     const std::string name = prefix + std::string(key);
     Status s;
     if (key == "lease") {
@@ -77,8 +67,9 @@ Status ReadFinish(od::object obj, const std::string& prefix, bool need_id, bool 
       s = ReadError(v, name, req);
       has_error = true;
     }
-    if (!s.ok()) return s;
-  }
+    return s;
+  });
+  if (!read.ok()) return read;
   if (need_id && req.id.empty()) return Status(Code::kInvalidArgument, prefix + "id: is required");
   if (!has_lease) return Status(Code::kInvalidArgument, prefix + "lease: is required");
   if (!success && !has_error) return Status(Code::kInvalidArgument, prefix + "error: is required");
@@ -109,13 +100,7 @@ void Api::Lease(Request& req, Respond respond) {
   if (!obj.ok()) return respond(ErrorReply(obj.status()));
   LeaseRequest lr;
   bool has_worker = false;
-  for (auto field : *obj) {
-    std::string_view key;
-    od::value v;
-    if (field.unescaped_key().get(key) || field.value().get(v)) {
-      return respond(ErrorReply(Status(Code::kInvalidJson, "malformed field")));
-    }
-    if (IsNull(v)) continue;
+  Status read = ForEachField(*obj, true, [&](std::string_view key, od::value v) {
     Status s;
     int64_t i = 0;
     if (key == "worker") {
@@ -130,8 +115,9 @@ void Api::Lease(Request& req, Respond respond) {
       s = ReadInt(v, "wait_ms", 0, 60000, i);
       lr.wait_ms = static_cast<int>(i);
     }
-    if (!s.ok()) return respond(ErrorReply(s));
-  }
+    return s;
+  });
+  if (!read.ok()) return respond(ErrorReply(read));
   if (!has_worker || lr.worker.empty() || lr.worker.size() > 200) {
     return respond(ErrorReply(Status(Code::kInvalidArgument, "worker: must be 1 to 200 characters")));
   }
@@ -171,12 +157,7 @@ void Api::Heartbeat(Request& req, Respond respond) {
   if (!obj.ok()) return respond(ErrorReply(obj.status()));
   std::string lease, progress;
   bool has_lease = false;
-  for (auto field : *obj) {
-    std::string_view key;
-    od::value v;
-    if (field.unescaped_key().get(key) || field.value().get(v)) {
-      return respond(ErrorReply(Status(Code::kInvalidJson, "malformed field")));
-    }
+  Status read = ForEachField(*obj, false, [&](std::string_view key, od::value v) {
     Status s;
     if (key == "lease") {
       s = ReadString(v, "lease", lease);
@@ -187,8 +168,9 @@ void Api::Heartbeat(Request& req, Respond respond) {
         s = Status(Code::kInvalidArgument, "progress: at most 64 KiB");
       }
     }
-    if (!s.ok()) return respond(ErrorReply(s));
-  }
+    return s;
+  });
+  if (!read.ok()) return respond(ErrorReply(read));
   if (!has_lease) return respond(ErrorReply(Status(Code::kInvalidArgument, "lease: is required")));
   engine_.Heartbeat(req.params[0], lease, std::move(progress),
                     [respond](const Status& s, HeartbeatReply r) {
@@ -207,13 +189,7 @@ void Api::RegisterWorker(Request& req, Respond respond) {
   if (!obj.ok()) return respond(ErrorReply(obj.status()));
   WorkerRegistration r;
   bool has_worker = false;
-  for (auto field : *obj) {
-    std::string_view key;
-    od::value v;
-    if (field.unescaped_key().get(key) || field.value().get(v)) {
-      return respond(ErrorReply(Status(Code::kInvalidJson, "malformed field")));
-    }
-    if (IsNull(v)) continue;
+  Status read = ForEachField(*obj, true, [&](std::string_view key, od::value v) {
     Status s;
     if (key == "worker") {
       s = ReadString(v, "worker", r.name);
@@ -229,8 +205,9 @@ void Api::RegisterWorker(Request& req, Respond respond) {
     } else if (key == "queues") {
       s = ReadQueueNames(v, r.queues);
     }
-    if (!s.ok()) return respond(ErrorReply(s));
-  }
+    return s;
+  });
+  if (!read.ok()) return respond(ErrorReply(read));
   if (!has_worker || r.name.empty() || r.name.size() > 200) {
     return respond(ErrorReply(Status(Code::kInvalidArgument, "worker: must be 1 to 200 characters")));
   }

@@ -33,4 +33,21 @@ Status ReadRawObject(simdjson::ondemand::value v, std::string_view name, std::st
 Status ReadRawAny(simdjson::ondemand::value v, std::string_view name, std::string& out);
 bool IsNull(simdjson::ondemand::value& v);
 
+// Calls fn(key, value) -> Status for each field of obj in order and returns the first
+// error fn returns. With nulls_are_defaults, fields whose value is null are skipped
+// (null means "use the default"). kInvalidJson when a key or value cannot be read.
+template <typename Fn>
+Status ForEachField(simdjson::ondemand::object obj, bool nulls_are_defaults, Fn&& fn) {
+  for (auto field : obj) {
+    std::string_view key;
+    simdjson::ondemand::value v;
+    if (field.unescaped_key().get(key) || field.value().get(v)) {
+      return Status(Code::kInvalidJson, "malformed field");
+    }
+    if (nulls_are_defaults && IsNull(v)) continue;
+    if (Status s = fn(key, v); !s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
 }  // namespace resonance::http
