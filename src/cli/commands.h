@@ -1,5 +1,8 @@
 #pragma once
 
+#include "cli/observability.h"
+#include "worker/worker.h"
+
 #include <string>
 
 namespace resonance::cli {
@@ -8,10 +11,16 @@ struct ServerFlags {
   std::string config;  // empty: ./resonance.toml if present, else defaults
   std::string listen;
   std::string data_dir;
+  LogFlags log;
 };
 
 // Runs the server until SIGTERM/SIGINT. Returns the process exit code.
 int RunServer(const ServerFlags& flags);
+
+// `resonance worker`: reads [logging] and [tracing] from the worker's config file (the
+// file's `file` key is the server's: a worker logs to stderr unless --log-file), then
+// runs the worker with the tracer.
+int RunWorkerWithObservability(worker::WorkerFlags flags, const LogFlags& log_flags);
 
 // `resonance ledger verify`: 0 when the chain is whole, 1 naming the first bad record.
 int VerifyLedger(const std::string& data_dir);

@@ -52,6 +52,102 @@ Status ReadClassPolicies(const toml::value& table, const std::string& where, Ret
   return Status::Ok();
 }
 
+// Checks a table's keys against `known` and offers typed readers for them.
+class TableReader {
+ public:
+  TableReader(const toml::value& root, std::string name) : name_(std::move(name)) {
+    if (root.contains(name_)) table_ = &root.at(name_);
+  }
+  Status Check(const std::set<std::string>& known) const {
+    if (!table_) return Status::Ok();
+    if (!table_->is_table()) return Error("", "must be a table");
+    for (const auto& [key, v] : table_->as_table()) {
+      if (!known.count(key)) return Error(key, "unknown key");
+    }
+    return Status::Ok();
+  }
+  Status Int(const char* key, int64_t min, int64_t max, auto& out) const {
+    const toml::value* v = Find(key);
+    if (!v) return Status::Ok();
+    if (!v->is_integer() || v->as_integer() < min || v->as_integer() > max) {
+      return Error(key, "must be an integer from " + std::to_string(min) + " to " +
+                            std::to_string(max));
+    }
+    out = static_cast<std::remove_reference_t<decltype(out)>>(v->as_integer());
+    return Status::Ok();
+  }
+  Status Bool(const char* key, bool& out) const {
+    const toml::value* v = Find(key);
+    if (!v) return Status::Ok();
+    if (!v->is_boolean()) return Error(key, "must be true or false");
+    out = v->as_boolean();
+    return Status::Ok();
+  }
+  Status String(const char* key, std::string& out) const {
+    const toml::value* v = Find(key);
+    if (!v) return Status::Ok();
+    if (!v->is_string()) return Error(key, "must be a string");
+    out = v->as_string().str;
+    return Status::Ok();
+  }
+  Status Error(std::string_view key, const std::string& msg) const {
+    return Status(Code::kInvalidArgument,
+                  name_ + (key.empty() ? "" : "." + std::string(key)) + ": " + msg);
+  }
+
+ private:
+  const toml::value* Find(const char* key) const {
+    if (!table_ || !table_->is_table() || !table_->contains(key)) return nullptr;
+    return &table_->at(key);
+  }
+  std::string name_;
+  const toml::value* table_ = nullptr;
+};
+
+// [logging], [metrics] and [tracing].
+Status ReadObservability(const toml::value& root, Config& c) {
+  TableReader logging(root, "logging");
+  std::string level, format;
+  for (Status s : {logging.Check({"level", "format", "file", "max_bytes", "keep", "access_log"}),
+                   logging.String("level", level), logging.String("format", format),
+                   logging.String("file", c.logging.file),
+                   logging.Int("max_bytes", 0, 1LL << 40, c.logging.max_bytes),
+                   logging.Int("keep", 0, 1000, c.logging.keep),
+                   logging.Bool("access_log", c.logging.access_log)}) {
+    if (!s.ok()) return s;
+  }
+  if (!level.empty()) {
+    auto l = log::ParseLevel(level);
+    if (!l) return logging.Error("level", "must be debug, info, warn or error");
+    c.logging.level = *l;
+  }
+  if (!format.empty()) {
+    auto f = log::ParseFormat(format);
+    if (!f) return logging.Error("format", "must be json or text");
+    c.logging.format = *f;
+  }
+  TableReader metrics(root, "metrics");
+  for (Status s : {metrics.Check({"enabled", "max_actions", "max_queues"}),
+                   metrics.Bool("enabled", c.metrics.enabled),
+                   metrics.Int("max_actions", 1, 100000, c.metrics.max_actions),
+                   metrics.Int("max_queues", 1, 100000, c.metrics.max_queues)}) {
+    if (!s.ok()) return s;
+  }
+  TableReader tracing(root, "tracing");
+  for (Status s : {tracing.Check({"otlp_endpoint", "service_name", "queue_size", "batch_size",
+                                  "flush_ms", "timeout_ms"}),
+                   tracing.String("otlp_endpoint", c.tracing.otlp_endpoint),
+                   tracing.String("service_name", c.tracing.service_name),
+                   tracing.Int("queue_size", 1, 10000000, c.tracing.queue_size),
+                   tracing.Int("batch_size", 1, 100000, c.tracing.batch_size),
+                   tracing.Int("flush_ms", 10, 600000, c.tracing.flush_ms),
+                   tracing.Int("timeout_ms", 100, 600000, c.tracing.timeout_ms)}) {
+    if (!s.ok()) return s;
+  }
+  if (c.tracing.service_name.empty()) return tracing.Error("service_name", "must not be empty");
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status SplitHostPort(const std::string& listen, std::string& host, uint16_t& port) {
@@ -81,7 +177,8 @@ Result<Config> LoadConfig(const std::string& path) {
     static const std::set<std::string> kKnown = {
         "listen", "data_dir", "durability", "max_body_bytes", "header_timeout_ms",
         "body_timeout_ms", "sweep_interval_ms", "io_threads", "shutdown_grace_ms",
-        "ledger_checkpoint_every", "worker_heartbeat_ms", "worker_lost_after_ms", "retry", "actions", "handlers", "pools", "supervisor"};
+        "ledger_checkpoint_every", "worker_heartbeat_ms", "worker_lost_after_ms", "retry", "actions", "handlers", "pools", "supervisor",
+        "logging", "metrics", "tracing"};
     for (const auto& [key, v] : root.as_table()) {
       if (!kKnown.count(key)) return Bad(path, key + ": unknown key");
     }
@@ -146,6 +243,7 @@ Result<Config> LoadConfig(const std::string& path) {
         c.retry.SetForAction(name, policy);
       }
     }
+    if (Status s = ReadObservability(root, c); !s.ok()) return Bad(path, s.message());
   } catch (const std::exception& e) {
     return Bad(path, e.what());
   }

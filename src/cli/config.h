@@ -4,9 +4,37 @@
 
 #include "core/retry_policy.h"
 #include "core/status.h"
+#include "observe/log.h"
 #include "store/store.h"
 
 namespace resonance {
+
+// [logging]: the server's log (workers take --log-* flags; docs/observability.md).
+struct LoggingConfig {
+  log::Level level = log::Level::kInfo;
+  log::Format format = log::Format::kJson;
+  std::string file;                 // empty: stderr
+  int64_t max_bytes = 100LL << 20;  // rotate past this; 0 = never
+  int keep = 5;                     // rotated files kept
+  bool access_log = true;           // an info line per HTTP request
+};
+
+// [metrics]
+struct MetricsConfig {
+  bool enabled = true;     // GET /metrics and the counting behind it
+  int max_actions = 100;   // distinct action label values before "other"
+  int max_queues = 100;    // distinct queue label values before "other"
+};
+
+// [tracing]: OTLP/HTTP JSON export, off while otlp_endpoint is empty.
+struct TracingConfig {
+  std::string otlp_endpoint;  // e.g. http://127.0.0.1:4318/v1/traces
+  std::string service_name = "resonance";
+  int queue_size = 8192;
+  int batch_size = 512;
+  int flush_ms = 1000;
+  int timeout_ms = 2000;
+};
 
 // Everything `resonance server` reads from resonance.toml (docs/configuration.md lists
 // every key with its default). Value type.
@@ -24,6 +52,9 @@ struct Config {
   int worker_heartbeat_ms = 5000;
   int worker_lost_after_ms = 15000;
   RetryPolicies retry;
+  LoggingConfig logging;
+  MetricsConfig metrics;
+  TracingConfig tracing;
 };
 
 // Reads a TOML file. kInvalidArgument naming the key (and the file) on a wrong type,

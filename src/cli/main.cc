@@ -26,12 +26,19 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   int rc = 0;
 
+  auto add_log_flags = [](CLI::App* cmd, resonance::cli::LogFlags& f, bool file) {
+    cmd->add_option("--log-level", f.level, "debug, info, warn or error (default [logging] level, else info)");
+    cmd->add_option("--log-format", f.format, "json or text (default [logging] format, else json)");
+    if (file) cmd->add_option("--log-file", f.file, "Log to this file with size-based rotation (default [logging] file for the server, else stderr)");
+  };
+
   // server
   resonance::cli::ServerFlags server_flags;
   auto* server = app.add_subcommand("server", "Run the task server");
   server->add_option("--config", server_flags.config, "TOML config file (default ./resonance.toml if present)");
   server->add_option("--listen", server_flags.listen, "HOST:PORT to listen on (port 0 picks one)");
   server->add_option("--data-dir", server_flags.data_dir, "Directory of the store");
+  add_log_flags(server, server_flags.log, true);
   server->callback([&] { rc = resonance::cli::RunServer(server_flags); });
 
   // worker
@@ -50,13 +57,26 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   worker->add_option("--lease-wait-ms", worker_flags.lease_wait_ms, "Long-poll of one lease call, ms (default 5000)")
       ->check(CLI::Range(0, 60000));
-  worker->callback([&] { rc = resonance::worker::RunWorker(worker_flags); });
+  resonance::cli::LogFlags worker_log;
+  add_log_flags(worker, worker_log, true);
+  worker->callback([&] { rc = resonance::cli::RunWorkerWithObservability(worker_flags, worker_log); });
 
   // up, status
   resonance::supervise::UpFlags up_flags;
   auto* up = app.add_subcommand("up", "Run the server and every [[pools]] worker as one supervised tree (docs/supervisor.md)");
   up->add_option("--config", up_flags.config, "TOML config file (default ./resonance.toml)");
-  up->callback([&] { rc = resonance::supervise::RunUp(up_flags); });
+  up->add_option("--log-level", up_flags.log_level, "debug, info, warn or error: for up and every process it starts");
+  up->add_option("--log-format", up_flags.log_format, "json or text: for up and every process it starts");
+  up->callback([&] {
+    resonance::cli::LogFlags up_log{up_flags.log_level, up_flags.log_format, ""};
+    if (auto s = resonance::cli::ConfigureLogging({}, up_log, false); !s.ok()) {
+      std::cerr << "resonance: " << s.message() << "\n";
+      rc = 2;
+      return;
+    }
+    rc = resonance::supervise::RunUp(up_flags);
+    resonance::log::Flush();
+  });
   auto* status = app.add_subcommand("status", "Print the supervised tree of `resonance up`: pools, workers, pids, restarts");
   status->add_option("--config", up_flags.config, "TOML config file (default ./resonance.toml)");
   status->callback([&] { rc = resonance::supervise::RunStatus(up_flags); });

@@ -19,7 +19,9 @@
 #include "http/server.h"
 #include "ledger/verifier.h"
 #include "observe/log.h"
+#include "observe/process_metrics.h"
 #include "store/sqlite/sqlite_store.h"
+#include "supervise/up_config.h"
 
 namespace resonance::cli {
 namespace fs = std::filesystem;
@@ -90,6 +92,39 @@ class Sweeper {
   std::chrono::milliseconds interval_;
 };
 
+// Scrape-time figures: engine gauges, dead letters (from the store), and the
+// tallies of the tracer and the logger.
+void RegisterServerCollectors(metrics::Registry& r, EngineMetrics& em, Engine& engine,
+                              Store& store, const std::vector<supervise::PoolSpec>& pools,
+                              trace::Exporter* tracer) {
+  std::vector<std::string> names;
+  auto& target = r.AddGauge("resonance_workers_target",
+                            "Workers the [[pools]] table of the server's config asks for.",
+                            {"pool"});
+  for (const auto& p : pools) {
+    names.push_back(p.name);
+    target.With({p.name}).Set(p.workers);
+  }
+  em.CollectFrom(engine, names);
+  auto& dead = r.AddGauge("resonance_dead_letters", "Tasks in the dead-letter queue.");
+  auto& exported = r.AddScrapedCounter("resonance_trace_spans_exported_total",
+                                       "Spans the OTLP endpoint accepted.");
+  auto& dropped = r.AddScrapedCounter("resonance_trace_spans_dropped_total",
+                                      "Spans lost: queue_full or export_failed.", {"reason"});
+  auto& log_dropped = r.AddScrapedCounter("resonance_log_lines_dropped_total",
+                                          "Log lines dropped because the writer fell behind.");
+  r.OnScrape([&, tracer] {
+    if (auto n = store.CountTasks(TaskState::kDead); n.ok()) {
+      dead.With({}).Set(static_cast<double>(*n));
+    }
+    exported.With({}).Set(tracer ? static_cast<double>(tracer->exported()) : 0);
+    dropped.With({"queue_full"}).Set(tracer ? static_cast<double>(tracer->dropped_queue_full()) : 0);
+    dropped.With({"export_failed"})
+        .Set(tracer ? static_cast<double>(tracer->dropped_export_failed()) : 0);
+    log_dropped.With({}).Set(static_cast<double>(log::Dropped()));
+  });
+}
+
 }  // namespace
 
 int RunServer(const ServerFlags& flags) {
@@ -106,6 +141,20 @@ int RunServer(const ServerFlags& flags) {
   }
   if (!flags.listen.empty()) config.listen = flags.listen;
   if (!flags.data_dir.empty()) config.data_dir = flags.data_dir;
+  if (Status s = ConfigureLogging(config.logging, flags.log, true); !s.ok()) {
+    std::cerr << "resonance: " << s.message() << "\n";
+    return 2;
+  }
+  // Pools the config asks `resonance up` to run: their worker targets are metrics.
+  std::vector<supervise::PoolSpec> pools;
+  if (!config_path.empty()) {
+    auto up = supervise::LoadUpConfig(config_path);
+    if (!up.ok()) {
+      std::cerr << "resonance: config: " << up.status().message() << "\n";
+      return 2;
+    }
+    pools = up->pools;
+  }
 
   http::ServerOptions server_options;
   if (Status s = SplitHostPort(config.listen, server_options.host, server_options.port); !s.ok()) {
@@ -131,10 +180,47 @@ int RunServer(const ServerFlags& flags) {
   const fs::path addr_file = fs::path(config.data_dir) / "listen.addr";
   fs::remove(addr_file, ec);
 
+  // Observability first: the store, engine and server count into the registry.
+  std::unique_ptr<metrics::Registry> registry;
+  std::unique_ptr<EngineMetrics> engine_metrics;
+  metrics::Histogram* commit_seconds = nullptr;
+  metrics::Histogram* commit_batches = nullptr;
+  if (config.metrics.enabled) {
+    registry = std::make_unique<metrics::Registry>();
+    metrics::RegisterProcessMetrics(*registry, RESONANCE_VERSION);
+    engine_metrics = std::make_unique<EngineMetrics>(
+        *registry, static_cast<size_t>(config.metrics.max_actions),
+        static_cast<size_t>(config.metrics.max_queues));
+    commit_seconds = &registry
+                          ->AddHistogram("resonance_store_commit_seconds",
+                                         "One group commit, begin to durable (with the fsync).",
+                                         {}, metrics::CommitSecondsBuckets())
+                          .With({});
+    commit_batches = &registry
+                          ->AddHistogram("resonance_store_commit_batch_size",
+                                         "Write batches (client requests) joined in one commit.",
+                                         {}, metrics::BatchSizeBuckets())
+                          .With({});
+  }
+  auto tracer = StartTracing(config.tracing, "server");
+  if (!tracer.ok()) {
+    std::cerr << "resonance: config: " << tracer.status().message() << "\n";
+    return 2;
+  }
+  server_options.metrics = registry.get();
+  server_options.tracer = tracer->get();
+  server_options.access_log = config.logging.access_log;
+
   // The io context exists before the store so committed groups can be delivered to it.
   http::Router router;
   http::Server server(router, server_options);
   SqliteStoreOptions store_options;
+  if (registry) {
+    store_options.on_commit = [commit_seconds, commit_batches](double seconds, size_t batches) {
+      commit_seconds->Observe(seconds);
+      commit_batches->Observe(static_cast<double>(batches));
+    };
+  }
   store_options.deliver = [&io = server.io()](std::function<void()> run) {
     boost::asio::post(io, std::move(run));
   };
@@ -152,13 +238,17 @@ int RunServer(const ServerFlags& flags) {
   engine_options.ledger_checkpoint_every = config.ledger_checkpoint_every;
   engine_options.worker_heartbeat = config.worker_heartbeat_ms * kMicrosPerMilli;
   engine_options.worker_lost_after = config.worker_lost_after_ms * kMicrosPerMilli;
+  engine_options.metrics = engine_metrics.get();
   Engine engine(**store, clock, engine_options);
   if (Status s = engine.Recover(); !s.ok()) {
     std::cerr << "resonance: recovery failed: " << s.message() << "\n";
     return 1;
   }
 
-  http::Api api(engine, **store, clock, server.io(), {config.data_dir});
+  if (registry) RegisterServerCollectors(*registry, *engine_metrics, engine, **store, pools,
+                                        tracer->get());
+  http::Api api(engine, **store, clock, server.io(),
+                {config.data_dir, registry.get(), tracer->get()});
   api.Register(router);
   if (Status s = server.Listen(); !s.ok()) {
     std::cerr << "resonance: " << s.message() << "\n";
@@ -189,7 +279,9 @@ int RunServer(const ServerFlags& flags) {
   server.Run();
   (*store)->Close();
   fs::remove(addr_file, ec);
+  if (*tracer) (*tracer)->Shutdown(2000);
   log::Info("server", "stopped; store flushed");
+  log::Flush();
   return 0;
 }
 

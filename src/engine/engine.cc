@@ -299,6 +299,7 @@ void Engine::Enqueue(std::vector<NewTask> tasks, Callback<std::vector<EnqueueOut
       key_of_[id] = t.idempotency_key;
     }
     AddLive(lt);
+    if (options_.metrics) ActionMetrics(lt).enqueued->Inc();
 
     std::string data;
     JsonWriter w(data);
@@ -346,6 +347,11 @@ std::vector<LeasedTask> Engine::PickReady(uint32_t worker, const std::vector<uin
     leases_.insert({t.lease_expires_at, id});
     ++best->running;
     workers_.AddRunning(worker, 1);
+    if (options_.metrics) {
+      auto& qm = QueueMetrics(t);
+      qm.leased->Inc();
+      qm.wait->Observe(static_cast<double>(std::max<Micros>(0, now - t.run_at)) / kMicrosPerSecond);
+    }
 
     TaskUpdate u = UpdateOf(t, now);
     u.fields = TaskUpdate::kState | TaskUpdate::kAttempt | TaskUpdate::kLease |
@@ -457,6 +463,21 @@ TaskState Engine::FailLive(LiveTask& t, ErrorClass cls, const std::string& messa
   RetryDecision d = DecideRetry(options_.retry.For(actions_.Name(t.action)),
                                 {cls, t.attempt, t.max_attempts, t.throttled, retry_after_s});
   if (t.cancel_requested) d = {RetryDecision::kCancelled};
+  if (options_.metrics) {
+    auto& m = ActionMetrics(t);
+    const int c = static_cast<int>(cls);
+    m.duration->Observe(static_cast<double>(now - t.started_at) / kMicrosPerSecond);
+    m.failures[c]->Inc();
+    if (cls == ErrorClass::kRateLimited) m.rate_limited->Inc();
+    if (d.outcome == RetryDecision::kRetry) {
+      m.retries[c]->Inc();
+      m.finished[EngineMetrics::kRetried]->Inc();
+    } else {
+      m.finished[d.outcome == RetryDecision::kDead ? EngineMetrics::kDead
+                                                   : EngineMetrics::kCancelled]
+          ->Inc();
+    }
+  }
   RemoveFromIndexes(t);
   TaskUpdate u = UpdateOf(t, now);
   u.fields = TaskUpdate::kState | TaskUpdate::kError | TaskUpdate::kLease;
@@ -529,6 +550,13 @@ Result<TaskState> Engine::FinishOne(const FinishRequest& req, Micros now, WriteB
   }
   if (t.has_idempotency_key) finished_with_key.push_back(t.id);
   const TaskState end = t.cancel_requested ? TaskState::kCancelled : TaskState::kSucceeded;
+  if (options_.metrics) {
+    auto& m = ActionMetrics(t);
+    m.duration->Observe(static_cast<double>(now - t.started_at) / kMicrosPerSecond);
+    m.finished[end == TaskState::kSucceeded ? EngineMetrics::kSucceeded
+                                            : EngineMetrics::kCancelled]
+        ->Inc();
+  }
   RemoveFromIndexes(t);
   TaskUpdate u = UpdateOf(t, now);
   u.state = end;
@@ -594,6 +622,7 @@ void Engine::Cancel(const std::string& id_text, Done done) {
     u.cancel_requested = true;
     AppendEvent(batch, now, "task.cancel_requested", t.id, "{}");
   } else {
+    if (options_.metrics) ActionMetrics(t).finished[EngineMetrics::kCancelled]->Inc();
     RemoveFromIndexes(t);
     u.state = TaskState::kCancelled;
     u.fields = TaskUpdate::kState | TaskUpdate::kError | TaskUpdate::kFinishedAt;
@@ -737,12 +766,20 @@ void Engine::Tick() {
     std::string data;
     JsonWriter(data).BeginObject().Key("worker").String(workers_.Name(w)).EndObject();
     AppendEvent(batch, now, "worker.lost", 0, std::move(data));
+    if (options_.metrics) {
+      options_.metrics->WorkerLost(workers_.Pool(w));
+      for (const auto& [expiry, id] : leases_) {
+        const LiveTask& held = live_.at(id);
+        if (held.worker == w) QueueMetrics(held).leases_expired->Inc();
+      }
+    }
     ReleaseLeasesOf(w, ErrorClass::kTimeout, "worker lost", now, batch, finished_with_key);
   }
   while (!leases_.empty() && leases_.begin()->first <= now) {
     LiveTask& t = live_.at(leases_.begin()->second);
     const bool has_key = t.has_idempotency_key;
     const TaskId id = t.id;
+    if (options_.metrics) QueueMetrics(t).leases_expired->Inc();
     TaskState s = FailLive(t, ErrorClass::kTimeout, "lease expired", std::nullopt, now, batch);
     if (IsTerminal(s) && has_key) finished_with_key.push_back(id);
   }
@@ -758,15 +795,25 @@ void Engine::ReleaseWaiters() {
   waiters_.clear();
 }
 
+EngineMetrics::PerAction& Engine::ActionMetrics(const LiveTask& t) {
+  return options_.metrics->Action(t.queue, queues_[t.queue].name, t.action, actions_.Name(t.action));
+}
+
+EngineMetrics::PerQueue& Engine::QueueMetrics(const LiveTask& t) {
+  return options_.metrics->Queue(t.queue, queues_[t.queue].name);
+}
+
 QueueInfo Engine::InfoOf(const QueueState& q) const {
   return {q.name, q.paused, q.scheduled, static_cast<int64_t>(q.ready.size()), q.running};
 }
 
-std::vector<QueueInfo> Engine::Queues() {
+std::vector<QueueInfo> Engine::Queues(bool include_empty) {
   auto lock = Lock();
   std::vector<QueueInfo> out;
   for (const auto& q : queues_) {
-    if (q.paused || q.scheduled || q.running || !q.ready.empty()) out.push_back(InfoOf(q));
+    if (include_empty || q.paused || q.scheduled || q.running || !q.ready.empty()) {
+      out.push_back(InfoOf(q));
+    }
   }
   std::sort(out.begin(), out.end(),
             [](const QueueInfo& a, const QueueInfo& b) { return a.name < b.name; });

@@ -18,6 +18,7 @@
 #include "core/status.h"
 #include "core/task.h"
 #include "core/task_id.h"
+#include "engine/engine_metrics.h"
 #include "engine/live_task.h"
 #include "engine/worker_registry.h"
 #include "ledger/chain.h"
@@ -30,6 +31,9 @@ struct EngineOptions {
   int64_t ledger_checkpoint_every = 100000;  // records between checkpoints, 0 = never
   Micros worker_heartbeat = 5 * kMicrosPerSecond;   // told to registering workers
   Micros worker_lost_after = 15 * kMicrosPerSecond; // silence that marks a worker lost
+  // Counted when the engine decides a change (before it is durable; a failed commit
+  // leaves the server unhealthy anyway). Not owned; nullptr = no metrics.
+  EngineMetrics* metrics = nullptr;
 };
 
 // A task as a producer asks for it. Validate with ValidateNewTask before Enqueue.
@@ -167,7 +171,8 @@ class Engine {
   // Answers every waiting lease with no tasks (used at shutdown).
   void ReleaseWaiters();
 
-  std::vector<QueueInfo> Queues();
+  // Queues with something in them or paused; every queue seen when include_empty.
+  std::vector<QueueInfo> Queues(bool include_empty = false);
   std::optional<QueueInfo> QueueByName(const std::string& name);
   std::vector<WorkerInfo> Workers();
   size_t live_count();
@@ -216,6 +221,9 @@ class Engine {
   std::unique_lock<std::mutex> Lock();
   uint64_t NewLeaseToken();
   QueueInfo InfoOf(const QueueState& q) const;
+  // Metric children of a task's queue and action (options_.metrics must be set).
+  EngineMetrics::PerAction& ActionMetrics(const LiveTask& t);
+  EngineMetrics::PerQueue& QueueMetrics(const LiveTask& t);
 
   Store& store_;
   const Clock& clock_;

@@ -1196,3 +1196,124 @@ TEST_F(EngineTest, QueuesAndWorkersReportCounts) {
 
 }  // namespace
 }  // namespace resonance
+
+namespace resonance {
+namespace {
+
+// Renders the registry and returns the value on the line that starts with `series `.
+std::optional<double> Sample(metrics::Registry& r, const std::string& series) {
+  const std::string text = r.Render();
+  const std::string key = "\n" + series + " ";
+  size_t at = ("\n" + text).find(key);
+  if (at == std::string::npos) return std::nullopt;
+  size_t start = at + key.size() - 1;
+  return std::stod(text.substr(start, text.find('\n', start) - start));
+}
+
+class EngineMetricsTest : public EngineTest {
+ protected:
+  void SetUp() override {
+    EngineTest::SetUp();
+    if (HasFatalFailure()) return;
+    metrics_ = std::make_unique<EngineMetrics>(registry_, 2, 100);
+    EngineOptions o;
+    o.metrics = metrics_.get();
+    ASSERT_NO_FATAL_FAILURE(Restart(o));
+    metrics_->CollectFrom(*engine_, {"p1"});
+  }
+  void TearDown() override {
+    EngineTest::TearDown();  // stops the engine before the metrics it points at go
+    metrics_.reset();
+  }
+  std::optional<double> Value(const std::string& series) { return Sample(registry_, series); }
+
+  metrics::Registry registry_;
+  std::unique_ptr<EngineMetrics> metrics_;
+};
+
+TEST_F(EngineMetricsTest, CountsEveryOutcomeWithDurationsAndWaits) {
+  for (int i = 0; i < 4; ++i) Add(Job());
+  clock_.Advance(3 * kSecond);  // each waits 3 s before its lease
+  auto got = Lease(4);
+  ASSERT_EQ(got.size(), 4u);
+  clock_.Advance(2 * kSecond);  // each attempt takes 2 s
+  EXPECT_EQ(St(Complete(got[0])), TaskState::kSucceeded);
+  EXPECT_EQ(St(Fail(got[1], ErrorClass::kValidation)), TaskState::kDead);
+  EXPECT_EQ(St(Fail(got[2], ErrorClass::kRateLimited, 1.0)), TaskState::kScheduled);
+  ASSERT_TRUE(Cancel(got[3].id).ok());
+  EXPECT_EQ(St(Complete(got[3])), TaskState::kCancelled);
+
+  const std::string qa = R"(queue="default",action="send_mail")";
+  EXPECT_EQ(Value("resonance_tasks_enqueued_total{" + qa + "}"), 4);
+  EXPECT_EQ(Value(R"(resonance_tasks_leased_total{queue="default"})"), 4);
+  EXPECT_EQ(Value("resonance_tasks_finished_total{" + qa + R"(,outcome="succeeded"})"), 1);
+  EXPECT_EQ(Value("resonance_tasks_finished_total{" + qa + R"(,outcome="dead"})"), 1);
+  EXPECT_EQ(Value("resonance_tasks_finished_total{" + qa + R"(,outcome="retried"})"), 1);
+  EXPECT_EQ(Value("resonance_tasks_finished_total{" + qa + R"(,outcome="cancelled"})"), 1);
+  EXPECT_EQ(Value("resonance_task_failures_total{" + qa + R"(,class="validation"})"), 1);
+  EXPECT_EQ(Value("resonance_task_failures_total{" + qa + R"(,class="rate_limited"})"), 1);
+  EXPECT_EQ(Value("resonance_task_retries_total{" + qa + R"(,class="rate_limited"})"), 1);
+  EXPECT_EQ(Value("resonance_task_retries_total{" + qa + R"(,class="validation"})"), 0);
+  EXPECT_EQ(Value("resonance_rate_limited_total{" + qa + "}"), 1);
+  EXPECT_EQ(Value("resonance_task_duration_seconds_count{" + qa + "}"), 4);
+  EXPECT_EQ(Value("resonance_task_duration_seconds_sum{" + qa + "}"), 8);
+  EXPECT_EQ(Value(R"(resonance_task_wait_seconds_count{queue="default"})"), 4);
+  EXPECT_EQ(Value(R"(resonance_task_wait_seconds_sum{queue="default"})"), 12);
+  EXPECT_EQ(Value(R"(resonance_queue_depth{queue="default",state="scheduled"})"), 1);
+  EXPECT_EQ(Value(R"(resonance_queue_depth{queue="default",state="running"})"), 0);
+  EXPECT_EQ(Value(R"(resonance_workers{pool="p1",state="active"})"), 0);
+}
+
+TEST_F(EngineMetricsTest, CancellingAQueuedTaskCountsAsCancelled) {
+  std::string id = Add(Job());
+  ASSERT_TRUE(Cancel(id).ok());
+  EXPECT_EQ(Value(R"(resonance_tasks_finished_total{queue="default",action="send_mail",outcome="cancelled"})"),
+            1);
+  EXPECT_EQ(Value(R"(resonance_tasks_leased_total{queue="default"})"), std::nullopt);
+}
+
+TEST_F(EngineMetricsTest, ExpiredLeasesAndLostWorkersAreCounted) {
+  NewTask t = Job();
+  t.timeout_s = 5;
+  Add(t);
+  LeaseOne();
+  clock_.Advance(6 * kSecond);
+  Tick();
+  EXPECT_EQ(Value(R"(resonance_leases_expired_total{queue="default"})"), 1);
+  EXPECT_EQ(
+      Value(R"(resonance_task_failures_total{queue="default",action="send_mail",class="timeout"})"),
+      1);
+
+  WorkerRegistration r;
+  r.name = "w-lost";
+  r.pool = "p1";
+  r.pid = 42;
+  ASSERT_TRUE(WaitDone([&](Engine::Done d) { engine_->RegisterWorker(r, std::move(d)); }).ok());
+  EXPECT_EQ(Value(R"(resonance_workers{pool="p1",state="active"})"), 1);
+  Add(Job());
+  Lease(1, {"default"}, "w-lost");
+  clock_.Advance(20 * kSecond);
+  Tick();
+  EXPECT_EQ(Value(R"(resonance_workers_lost_total{pool="p1"})"), 1);
+  EXPECT_EQ(Value(R"(resonance_workers{pool="p1",state="lost"})"), 1);
+  EXPECT_EQ(Value(R"(resonance_leases_expired_total{queue="default"})"), 2);
+  // The same id registering again is a restart.
+  EXPECT_EQ(Value(R"(resonance_worker_restarts_total{pool="p1"})"), 0);
+  ASSERT_TRUE(WaitDone([&](Engine::Done d) { engine_->RegisterWorker(r, std::move(d)); }).ok());
+  EXPECT_EQ(Value(R"(resonance_worker_restarts_total{pool="p1"})"), 1);
+}
+
+TEST_F(EngineMetricsTest, ActionsPastTheLimitCountAsOther) {
+  for (const char* action : {"a", "b", "c", "d"}) {
+    NewTask t = Job();
+    t.action = action;
+    Add(t);
+  }
+  EXPECT_EQ(Value(R"(resonance_tasks_enqueued_total{queue="default",action="a"})"), 1);
+  EXPECT_EQ(Value(R"(resonance_tasks_enqueued_total{queue="default",action="b"})"), 1);
+  EXPECT_EQ(Value(R"(resonance_tasks_enqueued_total{queue="default",action="other"})"), 2);
+  EXPECT_EQ(Value(R"(resonance_tasks_enqueued_total{queue="default",action="c"})"), std::nullopt);
+}
+
+}  // namespace
+}  // namespace resonance

@@ -10,7 +10,9 @@ void Engine::RegisterWorker(WorkerRegistration r, Done done) {
   if (failed_) return done(Status(Code::kUnavailable, "store failed; restart the server"));
   const Micros now = clock_.Now();
   uint32_t w = 0;
+  const bool again = workers_.WasRegistered(r.name);
   if (Status s = workers_.Register(r, now, &w); !s.ok()) return done(s);
+  if (again && options_.metrics) options_.metrics->WorkerRestarted(r.pool);
   std::string data;
   JsonWriter j(data);
   j.BeginObject().Key("worker").String(r.name).Key("pool").String(r.pool);

@@ -35,6 +35,11 @@ Status WorkerRegistry::Register(const WorkerRegistration& r, Micros now, uint32_
   return Status::Ok();
 }
 
+bool WorkerRegistry::WasRegistered(const std::string& name) const {
+  const uint32_t w = names_.Find(name);
+  return w != UINT32_MAX && w < workers_.size() && workers_[w].registered;
+}
+
 Status WorkerRegistry::Heartbeat(const std::string& name, Micros now) {
   const uint32_t w = names_.Find(name);
   if (w == UINT32_MAX || w >= workers_.size() || !workers_[w].registered ||

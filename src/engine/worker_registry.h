@@ -53,6 +53,10 @@ class WorkerRegistry {
   // kNotFound for an unknown worker.
   Status Deregister(const std::string& name, Micros now, uint32_t* index);
 
+  // True when this name has registered before (in this process's life).
+  bool WasRegistered(const std::string& name) const;
+  const std::string& Pool(uint32_t w) const { return workers_[w].registration.pool; }
+
   void Touch(uint32_t w, Micros now) { workers_[w].last_seen = now; }
   void AddRunning(uint32_t w, int64_t delta) { workers_[w].running += delta; }
   // Registered, active workers silent for longer than lost_after: marks them lost.

@@ -43,11 +43,11 @@ void Api::Register(Router& r) {
   r.Add("POST", "/api/tasks", bind(&Api::Enqueue));
   r.Add("GET", "/api/tasks", bind(&Api::ListTasks));
   r.Add("POST", "/api/tasks/batch", bind(&Api::EnqueueBatch));
-  r.Add("GET", "/api/tasks/{}", bind(&Api::GetTask));
-  r.Add("POST", "/api/tasks/{}/cancel", bind(&Api::CancelTask));
-  r.Add("POST", "/api/tasks/{}/heartbeat", bind(&Api::Heartbeat));
-  r.Add("POST", "/api/tasks/{}/complete", bind(&Api::Complete));
-  r.Add("POST", "/api/tasks/{}/fail", bind(&Api::Fail));
+  r.Add("GET", "/api/tasks/{id}", bind(&Api::GetTask));
+  r.Add("POST", "/api/tasks/{id}/cancel", bind(&Api::CancelTask));
+  r.Add("POST", "/api/tasks/{id}/heartbeat", bind(&Api::Heartbeat));
+  r.Add("POST", "/api/tasks/{id}/complete", bind(&Api::Complete));
+  r.Add("POST", "/api/tasks/{id}/fail", bind(&Api::Fail));
   r.Add("GET", "/api/results", bind(&Api::Results));
   r.Add("POST", "/api/lease", bind(&Api::Lease));
   r.Add("POST", "/api/complete", [this](Request& req, Respond respond) {
@@ -57,25 +57,26 @@ void Api::Register(Router& r) {
     FinishBatch(req, std::move(respond), false);
   });
   r.Add("GET", "/api/queues", bind(&Api::ListQueues));
-  r.Add("POST", "/api/queues/{}/pause", [this](Request& req, Respond respond) {
+  r.Add("POST", "/api/queues/{name}/pause", [this](Request& req, Respond respond) {
     PauseQueue(req, std::move(respond), true);
   });
-  r.Add("POST", "/api/queues/{}/resume", [this](Request& req, Respond respond) {
+  r.Add("POST", "/api/queues/{name}/resume", [this](Request& req, Respond respond) {
     PauseQueue(req, std::move(respond), false);
   });
   r.Add("GET", "/api/dlq", bind(&Api::ListDead));
-  r.Add("POST", "/api/dlq/{}/requeue", bind(&Api::RequeueDead));
-  r.Add("DELETE", "/api/dlq/{}", bind(&Api::DeleteDead));
+  r.Add("POST", "/api/dlq/{id}/requeue", bind(&Api::RequeueDead));
+  r.Add("DELETE", "/api/dlq/{id}", bind(&Api::DeleteDead));
   r.Add("GET", "/api/workers", bind(&Api::Workers));
   r.Add("POST", "/api/workers/register", bind(&Api::RegisterWorker));
-  r.Add("POST", "/api/workers/{}/heartbeat", bind(&Api::WorkerHeartbeat));
-  r.Add("POST", "/api/workers/{}/deregister", bind(&Api::DeregisterWorker));
+  r.Add("POST", "/api/workers/{id}/heartbeat", bind(&Api::WorkerHeartbeat));
+  r.Add("POST", "/api/workers/{id}/deregister", bind(&Api::DeregisterWorker));
   r.Add("GET", "/api/ledger", bind(&Api::Ledger));
   r.Add("GET", "/api/health", bind(&Api::Health));
   r.Add("GET", "/healthz", [](Request&, Respond respond) {
     respond(JsonReply(200, R"({"status":"ok"})"));
   });
   r.Add("GET", "/readyz", bind(&Api::Ready));
+  if (options_.metrics) r.Add("GET", "/metrics", bind(&Api::MetricsText));
 }
 
 }  // namespace resonance::http

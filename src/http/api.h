@@ -11,7 +11,12 @@
 #include "engine/engine.h"
 #include "http/request.h"
 #include "http/router.h"
+#include "observe/metrics.h"
 #include "store/store.h"
+
+namespace resonance::trace {
+class Exporter;
+}
 
 namespace resonance::http {
 
@@ -24,6 +29,16 @@ class Api {
  public:
   struct Options {
     std::string data_dir;  // for disk figures in /api/health
+    // Not owned. With a registry, GET /metrics renders it (else the route is absent).
+    metrics::Registry* metrics = nullptr;
+    // Receives task.enqueue and task.finish spans; nullptr = off.
+    trace::Exporter* tracer = nullptr;
+  };
+  // Where a span about a task hangs in its trace.
+  struct SpanOrigin {
+    std::string trace_id;
+    std::string parent_span_id;
+    int64_t start_unix_nano = 0;
   };
   Api(Engine& engine, Store& store, const Clock& clock, boost::asio::io_context& io,
       Options options);
@@ -71,6 +86,14 @@ class Api {
       boost::asio::post(io_, std::forward<F>(fn));
     }
   }
+  // Tracing (api_tracing.cc). task.enqueue spans for the created tasks, children of
+  // the enqueue request's span, each with the span id the task's id implies.
+  void TraceEnqueued(const SpanOrigin& origin, const std::vector<EnqueueOutcome>& out);
+  // A task.finish span for one finished task.
+  void TraceFinished(const SpanOrigin& origin, const std::string& id, bool success,
+                     const Result<TaskState>& outcome);
+  void MetricsText(Request& req, Respond respond);
+
   // Answers with the task as stored now (200), or the store's error.
   void ReplyTask(const std::string& id, int status, Respond respond);
 

@@ -79,9 +79,12 @@ void Api::Enqueue(Request& req, Respond respond) {
   if (Status s = ReadNewTask(*obj, t); !s.ok()) return respond(ErrorReply(s));
   std::vector<NewTask> tasks;
   tasks.push_back(std::move(t));
-  engine_.Enqueue(std::move(tasks), [this, respond](const Status& s, std::vector<EnqueueOutcome> out) {
-    OnIo([this, respond, s, out = std::move(out)]() {
+  SpanOrigin origin{req.trace_id, req.span_id, req.start_unix_nano};
+  engine_.Enqueue(std::move(tasks), [this, respond, origin = std::move(origin)](
+                                        const Status& s, std::vector<EnqueueOutcome> out) {
+    OnIo([this, respond, s, origin, out = std::move(out)]() {
       if (!s.ok()) return respond(ErrorReply(s));
+      TraceEnqueued(origin, out);
       const EnqueueOutcome& o = out.front();
       if (o.created) return respond(JsonReply(201, TaskJson(*o.task)));
       ReplyTask(o.id, 200, respond);
@@ -127,9 +130,12 @@ void Api::EnqueueBatch(Request& req, Respond respond) {
   if (!seen || tasks.empty()) {
     return respond(ErrorReply(Status(Code::kInvalidArgument, "tasks: must be a non-empty array")));
   }
-  engine_.Enqueue(std::move(tasks), [this, respond](const Status& s, std::vector<EnqueueOutcome> out) {
-    OnIo([this, respond, s, out = std::move(out)]() {
+  SpanOrigin origin{req.trace_id, req.span_id, req.start_unix_nano};
+  engine_.Enqueue(std::move(tasks), [this, respond, origin = std::move(origin)](
+                                        const Status& s, std::vector<EnqueueOutcome> out) {
+    OnIo([this, respond, s, origin, out = std::move(out)]() {
       if (!s.ok()) return respond(ErrorReply(s));
+      TraceEnqueued(origin, out);
       std::string body;
       body.reserve(out.size() * 700);
       JsonWriter w(body);

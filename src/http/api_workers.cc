@@ -4,6 +4,7 @@
 #include "http/api.h"
 #include "http/json_body.h"
 #include "http/task_json.h"
+#include "observe/trace.h"
 
 namespace resonance::http {
 namespace od = simdjson::ondemand;
@@ -50,7 +51,7 @@ Status ReadError(od::value v, const std::string& name, FinishRequest& req) {
 
 // Reads {"id"?, "lease", "result"? | "error"} for one finish. `prefix` names the item.
 Status ReadFinish(od::object obj, const std::string& prefix, bool need_id, bool success,
-                  FinishRequest& req) {
+                  FinishRequest& req, Api::SpanOrigin* origin = nullptr) {
   req.success = success;
   bool has_lease = false, has_error = false;
   Status read = ForEachField(obj, false, [&](std::string_view key, od::value v) {
@@ -66,6 +67,12 @@ Status ReadFinish(od::object obj, const std::string& prefix, bool need_id, bool 
     } else if (key == "error" && !success) {
       s = ReadError(v, name, req);
       has_error = true;
+    } else if (key == "traceparent" && origin) {
+      std::string tp;
+      s = ReadString(v, name, tp);
+      if (s.ok() && !trace::ParseTraceparent(tp, &origin->trace_id, &origin->parent_span_id)) {
+        s = Status(Code::kInvalidArgument, name + ": not a W3C traceparent");
+      }
     }
     return s;
   });
@@ -250,10 +257,12 @@ void Api::FinishSingle(Request& req, Respond respond, bool success) {
   }
   fr.id = req.params[0];
   std::string id = fr.id;
-  engine_.Finish({std::move(fr)}, [this, id, respond](const Status& s,
-                                                      std::vector<Result<TaskState>> out) {
-    OnIo([this, id, respond, s, out = std::move(out)] {
+  SpanOrigin origin{req.trace_id, req.span_id, req.start_unix_nano};
+  engine_.Finish({std::move(fr)}, [this, id, respond, success, origin = std::move(origin)](
+                                      const Status& s, std::vector<Result<TaskState>> out) {
+    OnIo([this, id, respond, s, success, origin, out = std::move(out)] {
       if (!s.ok()) return respond(ErrorReply(s));
+      TraceFinished(origin, id, success, out.front());
       if (!out.front().ok()) return respond(ErrorReply(out.front().status()));
       ReplyTask(id, 200, respond);
     });
@@ -266,6 +275,7 @@ void Api::FinishBatch(Request& req, Respond respond, bool success) {
   auto obj = ParseObject(req.body, parser, doc);
   if (!obj.ok()) return respond(ErrorReply(obj.status()));
   std::vector<FinishRequest> items;
+  std::vector<SpanOrigin> origins;  // per item, from its optional "traceparent"
   bool seen = false;
   for (auto field : *obj) {
     std::string_view key;
@@ -287,9 +297,12 @@ void Api::FinishBatch(Request& req, Respond respond, bool success) {
             Status(Code::kInvalidArgument, "tasks[" + std::to_string(i) + "]: must be an object")));
       }
       FinishRequest fr;
-      if (Status s = ReadFinish(o, prefix, true, success, fr); !s.ok()) {
+      SpanOrigin origin;
+      if (Status s = ReadFinish(o, prefix, true, success, fr, &origin); !s.ok()) {
         return respond(ErrorReply(s));
       }
+      origin.start_unix_nano = req.start_unix_nano;
+      origins.push_back(std::move(origin));
       items.push_back(std::move(fr));
       ++i;
     }
@@ -300,10 +313,12 @@ void Api::FinishBatch(Request& req, Respond respond, bool success) {
   std::vector<std::string> ids;
   ids.reserve(items.size());
   for (const auto& it : items) ids.push_back(it.id);
-  engine_.Finish(std::move(items), [this, ids = std::move(ids), respond](
+  engine_.Finish(std::move(items), [this, ids = std::move(ids), respond, success,
+                                    origins = std::move(origins)](
                                        const Status& s, std::vector<Result<TaskState>> out) {
-    OnIo([respond, s, ids, out = std::move(out)] {
+    OnIo([this, respond, s, ids, success, origins, out = std::move(out)] {
       if (!s.ok()) return respond(ErrorReply(s));
+      for (size_t i = 0; i < out.size(); ++i) TraceFinished(origins[i], ids[i], success, out[i]);
       std::string body;
       body.reserve(ids.size() * 48);
       JsonWriter w(body);

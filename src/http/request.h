@@ -17,6 +17,9 @@ struct Request {
   std::string request_id;
   std::string trace_id;   // from a valid traceparent, or freshly made
   std::string parent_span;  // the caller's span id from traceparent, empty if none
+  std::string span_id;      // this request's http.server span
+  std::string_view route;   // the matched route pattern ("/api/tasks/{id}"), set by Router
+  int64_t start_unix_nano = 0;  // when the request was read (wall clock, for spans)
   std::string body;
 
   // The first value of a query parameter, nullptr when absent.

@@ -76,7 +76,11 @@ std::vector<std::pair<std::string, std::string>> ParseQuery(std::string_view q) 
 void Router::Add(std::string method, std::string pattern, Handler handler) {
   Route r;
   r.method = std::move(method);
-  for (auto seg : Split(pattern)) r.segments.emplace_back(seg);
+  for (auto seg : Split(pattern)) {
+    const bool capture = seg.size() >= 2 && seg.front() == '{' && seg.back() == '}';
+    r.segments.emplace_back(capture ? std::string_view("{}") : seg);
+  }
+  r.pattern = std::move(pattern);
   r.handler = std::move(handler);
   routes_.push_back(std::move(r));
 }
@@ -98,6 +102,7 @@ Router::Match Router::Find(Request& req, const Handler** handler, std::string* a
     if (!ok) continue;
     if (r.method == req.method) {
       req.params = std::move(params);
+      req.route = r.pattern;
       *handler = &r.handler;
       return Match::kFound;
     }

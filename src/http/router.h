@@ -8,22 +8,24 @@
 
 namespace resonance::http {
 
-// Maps method + path to a handler. Patterns are literal segments and "{}" for one
-// segment captured into Request::params ("/api/tasks/{}/complete"). Not thread-safe to
+// Maps method + path to a handler. Patterns are literal segments and "{name}" for one
+// segment captured into Request::params ("/api/tasks/{id}/complete"); the pattern is
+// also the route label in metrics and logs. Not thread-safe to
 // modify; read-only (and so shareable) once the server runs.
 class Router {
  public:
   void Add(std::string method, std::string pattern, Handler handler);
 
   enum class Match { kFound, kNoRoute, kWrongMethod };
-  // On kFound sets *handler and fills req.params; on kWrongMethod sets *allow to the
+  // On kFound sets *handler and fills req.params and req.route; on kWrongMethod sets *allow to the
   // methods the path accepts ("GET, POST").
   Match Find(Request& req, const Handler** handler, std::string* allow) const;
 
  private:
   struct Route {
     std::string method;
-    std::vector<std::string> segments;
+    std::string pattern;
+    std::vector<std::string> segments;  // "{}" for a captured one
     Handler handler;
   };
   std::vector<Route> routes_;

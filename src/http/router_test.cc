@@ -27,6 +27,7 @@ class RouterTest : public ::testing::Test {
     Add("POST", "/api/tasks/{}/complete");
     Add("POST", "/api/queues/{}/pause");
     Add("DELETE", "/api/dlq/{}");
+    Add("POST", "/api/workers/{id}/heartbeat");
   }
   void Add(const std::string& method, const std::string& pattern) {
     router_.Add(method, pattern, [this, name = method + " " + pattern](Request&, Respond) {
@@ -62,6 +63,20 @@ TEST_F(RouterTest, FindsLiteralRoutesByMethod) {
   EXPECT_EQ(Run("POST", "/api/tasks"), Router::Match::kFound);
   EXPECT_EQ(last_, "POST /api/tasks");
   EXPECT_TRUE(req_.params.empty());
+}
+
+TEST_F(RouterTest, NamedCapturesWorkAndTheRouteIsThePattern) {
+  // Given a pattern with {id}, then the segment is captured and req.route names the
+  // pattern (the label metrics and access logs use), not the path.
+  EXPECT_EQ(Run("POST", "/api/workers/w%201/heartbeat"), Router::Match::kFound);
+  EXPECT_EQ(last_, "POST /api/workers/{id}/heartbeat");
+  EXPECT_THAT(req_.params, ElementsAre("w 1"));
+  EXPECT_EQ(req_.route, "/api/workers/{id}/heartbeat");
+  EXPECT_EQ(Run("GET", "/api/tasks"), Router::Match::kFound);
+  EXPECT_EQ(req_.route, "/api/tasks");
+  // No route: the route stays empty (the server labels it "unmatched").
+  EXPECT_EQ(Run("GET", "/nothing/here"), Router::Match::kNoRoute);
+  EXPECT_EQ(req_.route, "");
 }
 
 TEST_F(RouterTest, CapturesAndDecodesParams) {

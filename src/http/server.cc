@@ -10,6 +10,8 @@
 
 #include "http/error_mapping.h"
 #include "observe/log.h"
+#include "observe/otlp_exporter.h"
+#include "observe/trace.h"
 
 namespace resonance::http {
 namespace net = boost::asio;
@@ -17,41 +19,6 @@ namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 using tcp = net::ip::tcp;
 
-namespace {
-
-std::string RandomHex(size_t chars) {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  static const char kHex[] = "0123456789abcdef";
-  std::string s(chars, '0');
-  uint64_t bits = 0;
-  for (size_t i = 0; i < chars; ++i) {
-    if (i % 16 == 0) bits = rng();
-    s[i] = kHex[bits & 15];
-    bits >>= 4;
-  }
-  return s;
-}
-
-bool IsLowerHex(std::string_view s) {
-  for (char c : s) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  }
-  return true;
-}
-
-// W3C trace context: "00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>".
-bool ParseTraceparent(std::string_view v, std::string& trace_id, std::string& parent) {
-  if (v.size() < 55 || v[2] != '-' || v[35] != '-' || v[52] != '-') return false;
-  std::string_view version = v.substr(0, 2), tid = v.substr(3, 32), pid = v.substr(36, 16);
-  if (!IsLowerHex(version) || version == "ff" || !IsLowerHex(tid) || !IsLowerHex(pid)) return false;
-  if (tid.find_first_not_of('0') == std::string_view::npos) return false;
-  if (pid.find_first_not_of('0') == std::string_view::npos) return false;
-  trace_id.assign(tid);
-  parent.assign(pid);
-  return true;
-}
-
-}  // namespace
 
 class Server::Session : public std::enable_shared_from_this<Session> {
  public:
@@ -73,6 +40,8 @@ class Server::Session : public std::enable_shared_from_this<Session> {
   }
 
   void OnHeader(beast::error_code ec) {
+    started_ = std::chrono::steady_clock::now();
+    start_unix_nano_ = trace::NowUnixNano();
     if (ec == bhttp::error::header_limit) {
       return WriteEarlyError(431, "header_too_large", "request header over 16 KiB");
     }
@@ -112,12 +81,17 @@ class Server::Session : public std::enable_shared_from_this<Session> {
     if (qpos != std::string_view::npos) req_.query = ParseQuery(target.substr(qpos + 1));
     req_.content_type = std::string(msg[bhttp::field::content_type]);
     auto rid = msg["X-Request-ID"];
-    req_.request_id = !rid.empty() && rid.size() <= 200 ? std::string(rid) : RandomHex(16);
+    req_.request_id = !rid.empty() && rid.size() <= 200 && IsPrintable(rid)
+                          ? std::string(rid)
+                          : trace::NewSpanId();
     auto tp = msg["traceparent"];
-    if (!ParseTraceparent(std::string_view(tp.data(), tp.size()), req_.trace_id,
-                          req_.parent_span)) {
-      req_.trace_id = RandomHex(32);
+    if (!trace::ParseTraceparent(std::string_view(tp.data(), tp.size()), &req_.trace_id,
+                                 &req_.parent_span)) {
+      req_.trace_id = trace::NewTraceId();
+      req_.parent_span.clear();
     }
+    req_.span_id = trace::NewSpanId();
+    req_.start_unix_nano = start_unix_nano_;
     req_.body = std::move(msg.body());
     Dispatch();
   }
@@ -174,9 +148,11 @@ class Server::Session : public std::enable_shared_from_this<Session> {
     res->set(bhttp::field::server, "resonance");
     res->set(bhttp::field::content_type, r.content_type);
     res->set("X-Request-ID", req_.request_id);
-    res->set("traceparent", "00-" + req_.trace_id + "-" + RandomHex(16) + "-01");
+    res->set("X-Trace-ID", req_.trace_id);
+    res->set("traceparent", trace::FormatTraceparent(req_.trace_id, req_.span_id));
     for (auto& [k, v] : r.headers) res->set(k, v);
     res->body() = std::move(r.body);
+    Observe(r.status, res->body().size());
     if (server_.stopping_) keep_alive_ = false;
     res->keep_alive(keep_alive_);
     res->prepare_payload();
@@ -199,9 +175,71 @@ class Server::Session : public std::enable_shared_from_this<Session> {
     keep_alive_ = false;
     linger_ = true;
     req_ = Request{};
-    req_.request_id = RandomHex(16);
-    req_.trace_id = RandomHex(32);
+    req_.method = parser_ && parser_->is_header_done()
+                      ? std::string(parser_->get().method_string())
+                      : std::string();
+    req_.route = "early";
+    req_.request_id = trace::NewSpanId();
+    req_.trace_id = trace::NewTraceId();
+    req_.span_id = trace::NewSpanId();
+    req_.start_unix_nano = start_unix_nano_;
     Write(Reply{status, ErrorBody(code, message)});
+  }
+
+  // Counts, logs and traces one answer (called as it is written).
+  void Observe(int status, size_t bytes) {
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+    const std::string_view route = req_.route.empty() ? std::string_view("unmatched") : req_.route;
+    if (server_.requests_) {
+      const std::string_view method = MethodLabel(req_.method);
+      server_.requests_->With({route, method, std::to_string(status)}).Inc();
+      server_.durations_->With({route, method}).Observe(seconds);
+    }
+    if (server_.options_.access_log && log::Enabled(log::Level::kInfo)) {
+      log::Info("http", "request",
+                {{"method", req_.method},
+                 {"route", route},
+                 {"path", req_.path},
+                 {"status", status},
+                 {"bytes", bytes},
+                 {"duration_ms", seconds * 1000.0},
+                 {"request_id", req_.request_id},
+                 {"trace_id", req_.trace_id},
+                 {"span_id", req_.span_id}});
+    }
+    if (server_.options_.tracer) {
+      trace::Span span;
+      span.trace_id = req_.trace_id;
+      span.span_id = req_.span_id;
+      span.parent_span_id = req_.parent_span;
+      span.name = "http.server";
+      span.kind = trace::SpanKind::kServer;
+      span.start_unix_nano = req_.start_unix_nano;
+      span.end_unix_nano = trace::NowUnixNano();
+      span.attributes = {{"http.request.method", req_.method},
+                         {"http.route", std::string(route)},
+                         {"url.path", req_.path},
+                         {"http.response.status_code", static_cast<int64_t>(status)},
+                         {"http.request_id", req_.request_id}};
+      span.error = status >= 500;
+      server_.options_.tracer->Push(std::move(span));
+    }
+  }
+
+  // Methods are client text: anything unusual counts as "other" (bounded labels).
+  static std::string_view MethodLabel(std::string_view m) {
+    for (std::string_view known : {"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"}) {
+      if (m == known) return m;
+    }
+    return "other";
+  }
+
+  static bool IsPrintable(beast::string_view v) {
+    for (char c : v) {
+      if (c < 0x20 || c > 0x7e) return false;
+    }
+    return true;
   }
 
   // Half-closes and discards what the client still sends, for up to 2 s or 64 MiB.
@@ -233,10 +271,22 @@ class Server::Session : public std::enable_shared_from_this<Session> {
   bool linger_ = false;
   size_t lingered_ = 0;
   std::unique_ptr<std::array<char, 16384>> discard_;
+  std::chrono::steady_clock::time_point started_;
+  int64_t start_unix_nano_ = 0;
 };
 
 Server::Server(const Router& router, ServerOptions options)
-    : router_(router), options_(std::move(options)), acceptor_(io_) {}
+    : router_(router), options_(std::move(options)), acceptor_(io_) {
+  if (options_.metrics) {
+    requests_ = &options_.metrics->AddCounter("resonance_http_requests_total",
+                                              "Answered HTTP requests.",
+                                              {"route", "method", "status"});
+    durations_ = &options_.metrics->AddHistogram(
+        "resonance_http_request_duration_seconds",
+        "HTTP requests, from read to answer written (long polls include their wait).",
+        {"route", "method"}, metrics::HttpSecondsBuckets());
+  }
+}
 
 Server::~Server() = default;
 

@@ -14,6 +14,11 @@
 
 #include "core/status.h"
 #include "http/router.h"
+#include "observe/metrics.h"
+
+namespace resonance::trace {
+class Exporter;
+}
 
 namespace resonance::http {
 
@@ -25,10 +30,18 @@ struct ServerOptions {
   int body_timeout_ms = 30000;
   int idle_timeout_ms = 60000;  // keep-alive connection with no request
   int threads = 1;              // io threads; one beat two in our measurements
+  // Not owned; nullptr turns each off. Requests are counted in
+  // resonance_http_requests_total and resonance_http_request_duration_seconds.
+  metrics::Registry* metrics = nullptr;
+  // Receives one http.server span per request.
+  trace::Exporter* tracer = nullptr;
+  bool access_log = true;  // an info line per answered request
 };
 
 // HTTP/1.1 server on Boost.Beast: keep-alive, header and body read timeouts, a body
-// limit (413), 404/405 from the router, X-Request-ID and traceparent on every answer.
+// limit (413), 404/405 from the router, X-Request-ID, X-Trace-ID and traceparent on
+// every answer (the traceparent names this request's http.server span). Each answered
+// request is counted, timed, logged (access line) and traced when those are on.
 // Handlers may answer later from any thread (the answer is posted back to the
 // connection). Start/Stop from one thread; the router must outlive the server.
 class Server {
@@ -63,6 +76,8 @@ class Server {
   std::atomic<size_t> in_flight_{0};
   std::atomic<bool> stopping_{false};
   std::unique_ptr<boost::asio::steady_timer> drain_timer_;
+  metrics::Family<metrics::Counter>* requests_ = nullptr;
+  metrics::Family<metrics::Histogram>* durations_ = nullptr;
 };
 
 }  // namespace resonance::http

@@ -68,9 +68,15 @@ Supervisor::Supervisor(UpConfig config, std::string self_exe, Clock& clock, Proc
 }
 
 std::vector<std::string> Supervisor::ArgvFor(const Process& p) const {
-  if (&p == &procs_.front()) return {self_exe_, "server", "--config", config_.path};
-  return {self_exe_, "worker", "--config", config_.path, "--pool",
-          p.pool,    "--id",   p.id,       "--server",   "http://" + server_addr_};
+  std::vector<std::string> argv;
+  if (&p == &procs_.front()) {
+    argv = {self_exe_, "server", "--config", config_.path};
+  } else {
+    argv = {self_exe_, "worker", "--config", config_.path, "--pool",
+            p.pool,    "--id",   p.id,       "--server",   "http://" + server_addr_};
+  }
+  argv.insert(argv.end(), config_.child_args.begin(), config_.child_args.end());
+  return argv;
 }
 
 void Supervisor::StartProcess(Process& p) {

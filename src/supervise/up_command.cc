@@ -106,6 +106,8 @@ int RunUp(const UpFlags& flags) {
   sigprocmask(SIG_BLOCK, &set, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
+  if (!flags.log_level.empty()) config->child_args.insert(config->child_args.end(), {"--log-level", flags.log_level});
+  if (!flags.log_format.empty()) config->child_args.insert(config->child_args.end(), {"--log-format", flags.log_format});
   SystemClock clock;
   PosixProcessSpawner spawner;
   HttpServerProbe probe;

@@ -7,6 +7,8 @@ namespace resonance::supervise {
 // `resonance up` / `resonance status` flags.
 struct UpFlags {
   std::string config;  // --config: default ./resonance.toml
+  std::string log_level;   // --log-level: for up itself and passed to every child
+  std::string log_format;  // --log-format: likewise
 };
 
 // Runs the supervised tree until SIGTERM/SIGINT (docs/supervisor.md). Blocks SIGTERM,

@@ -23,6 +23,8 @@ struct UpConfig {
   std::string data_dir = "var";
   std::vector<PoolSpec> pools;
   SupervisorOptions options;
+  // Appended to every child's command line (`up --log-level debug` passes it down).
+  std::vector<std::string> child_args;
 };
 
 // Reads a TOML file. kNotFound when it does not exist; kInvalidArgument naming the file

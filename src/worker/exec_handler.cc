@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "observe/log.h"
+#include "observe/trace.h"
 #include "worker/child_io.h"
 #include "worker/exec_protocol.h"
 #include "worker/temp_dir.h"
@@ -27,7 +28,9 @@ Outcome ExecHandler::Run(const LeasedTask& task, TaskContext& ctx) {
   env.push_back("RESONANCE_QUEUE=" + task.queue);
   env.push_back("RESONANCE_WORKER_ID=" + worker_id_);
   env.push_back("RESONANCE_TMPDIR=" + tmp->path());
-  env.push_back("TRACEPARENT=" + MakeTraceparent(task.trace_id, rng_));
+  env.push_back("TRACEPARENT=" + (task.span_id.empty()
+                                      ? MakeTraceparent(task.trace_id, rng_)
+                                      : trace::FormatTraceparent(task.trace_id, task.span_id)));
   SpawnSpec spec{config_.argv, EnvironmentWith(env), config_.dir, /*progress_pipe=*/true};
   auto child = spawner_.Spawn(spec);
   if (!child.ok()) {

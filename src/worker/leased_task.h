@@ -18,6 +18,7 @@ struct LeasedTask {
   int max_attempts = 0;
   int timeout_s = 30;  // lease length; an exec handler's timeout defaults to it
   std::string trace_id;
+  std::string span_id;  // this attempt's task.attempt span: set when a slot starts it
   std::string lease;  // token for heartbeat / complete / fail
   Micros lease_expires_at = 0;
 };

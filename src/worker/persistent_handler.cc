@@ -6,6 +6,7 @@
 
 #include "core/json_writer.h"
 #include "observe/log.h"
+#include "observe/trace.h"
 #include "worker/exec_protocol.h"
 #include "worker/json_read.h"
 
@@ -142,7 +143,8 @@ Outcome PersistentHandler::Run(const LeasedTask& task, TaskContext& ctx) {
   w.Key("attempt")
       .Int(task.attempt)
       .Key("traceparent")
-      .String(MakeTraceparent(task.trace_id, rng_));
+      .String(task.span_id.empty() ? MakeTraceparent(task.trace_id, rng_)
+                                   : trace::FormatTraceparent(task.trace_id, task.span_id));
   w.EndObject();
   request.push_back('\n');
   io_->Write(request);

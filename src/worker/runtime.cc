@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <chrono>
 
+#include "core/task_id.h"
 #include "observe/log.h"
+#include "observe/otlp_exporter.h"
+#include "observe/trace.h"
 #include "worker/backoff.h"
 #include "worker/child_io.h"
 #include "worker/handler_set.h"
@@ -264,6 +267,15 @@ void WorkerRuntime::SlotLoop(int slot) {
       ready_.pop_front();
       h->started = true;
     }
+    // The attempt's span: a child of the task's task.enqueue span (whose id the task id
+    // implies), and the parent of whatever the handler traces under TRACEPARENT.
+    const std::string& tid = h->task.trace_id;
+    if (tid.size() != 32 || tid.find_first_not_of("0123456789abcdef") != std::string::npos ||
+        tid.find_first_not_of('0') == std::string::npos) {
+      h->task.trace_id = trace::NewTraceId();  // a task enqueued without one (or a bad one)
+    }
+    h->task.span_id = trace::NewSpanId();
+    h->started_unix_nano = trace::NowUnixNano();
     Outcome outcome;
     if (h->ctx->StopRequested()) {
       outcome = Outcome::Failure(ErrorClass::kTemporary, "handler stopped");
@@ -306,7 +318,50 @@ void WorkerRuntime::Finalize(const std::shared_ptr<Held>& h, Outcome outcome) {
   }
   free_cv_.notify_one();
   if (stopping) state_cv_.notify_all();
-  if (submit) reporter_->Submit(Finish{h->task.id, h->task.lease, std::move(outcome)}, h->lease);
+  RecordAttempt(*h, outcome);
+  if (submit) {
+    Finish f{h->task.id, h->task.lease, std::move(outcome),
+             trace::FormatTraceparent(h->task.trace_id, h->task.span_id)};
+    reporter_->Submit(std::move(f), h->lease);
+  }
+}
+
+void WorkerRuntime::RecordAttempt(const Held& h, const Outcome& outcome) {
+  const int64_t end = trace::NowUnixNano();
+  const double ms = static_cast<double>(end - h.started_unix_nano) / 1e6;
+  const std::string_view cls = outcome.ok ? "" : ErrorClassName(outcome.error_class);
+  log::Write(outcome.ok ? log::Level::kDebug : log::Level::kInfo, "worker",
+             outcome.ok ? "attempt succeeded" : "attempt failed",
+             {{"task_id", h.task.id},
+              {"trace_id", h.task.trace_id},
+              {"span_id", h.task.span_id},
+              {"worker", options_.worker_id},
+              {"action", h.task.action},
+              {"attempt", h.task.attempt},
+              {"duration_ms", ms},
+              {"error_class", cls},
+              {"error", outcome.ok ? std::string_view() : std::string_view(outcome.message)}});
+  if (!options_.tracer) return;
+  trace::Span span;
+  span.trace_id = h.task.trace_id;
+  span.span_id = h.task.span_id;
+  auto id = ParseTaskId(h.task.id);
+  if (id) span.parent_span_id = trace::SpanIdForTask(*id);
+  span.name = "task.attempt";
+  span.kind = trace::SpanKind::kConsumer;
+  span.start_unix_nano = h.started_unix_nano;
+  span.end_unix_nano = end;
+  span.attributes = {{"task.id", h.task.id},
+                     {"task.queue", h.task.queue},
+                     {"task.action", h.task.action},
+                     {"task.attempt", static_cast<int64_t>(h.task.attempt)},
+                     {"worker.id", options_.worker_id}};
+  if (!outcome.ok) {
+    span.error = true;
+    span.status_message = outcome.message;
+    span.attributes.push_back({"error.class", std::string(cls)});
+  }
+  options_.tracer->Push(std::move(span));
 }
 
 void WorkerRuntime::OnReported(const std::string& id, const Status&) {

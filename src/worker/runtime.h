@@ -18,6 +18,10 @@
 #include "worker/server_api.h"
 #include "worker/spawner.h"
 
+namespace resonance::trace {
+class Exporter;
+}
+
 namespace resonance::worker {
 
 // Exit codes of `resonance worker` (besides 0 after a drain).
@@ -33,6 +37,7 @@ struct RuntimeOptions {
   int concurrency = 1;                         // slots: tasks at once
   int lease_wait_ms = 5000;                    // long-poll of one lease call
   Micros drain_grace = 30 * kMicrosPerSecond;  // running tasks get this long after Stop
+  trace::Exporter* tracer = nullptr;           // task.attempt spans; not owned, may be null
 };
 
 // The worker: registers, leases tasks into N slots, runs each with its action's handler,
@@ -75,8 +80,11 @@ class WorkerRuntime {
     bool handed_back = false;   // guarded by mu_: its outcome is already "worker stopping"
     Micros next_heartbeat = 0;  // guarded by mu_
     Micros last_heartbeat = 0;  // guarded by mu_
+    int64_t started_unix_nano = 0;  // when its slot started it (for the task.attempt span)
   };
 
+  // Logs the attempt (task_id, trace_id, span_id) and exports its task.attempt span.
+  void RecordAttempt(const Held& h, const Outcome& outcome);
   bool RegisterLoop();  // false when the id is refused
   // Hands back what does not finish within the grace, stops the slots, flushes reports.
   void Drain(std::vector<std::thread>& slots);

@@ -62,6 +62,7 @@ std::string ErrorMessage(int status, const std::string& body) {
 
 void WriteFinishFields(JsonWriter& w, const Finish& f) {
   w.Key("lease").String(f.lease);
+  if (!f.traceparent.empty()) w.Key("traceparent").String(f.traceparent);
   if (f.outcome.ok) {
     if (!f.outcome.result.empty()) w.Key("result").Raw(f.outcome.result);
   } else {

@@ -30,6 +30,7 @@ struct Finish {
   std::string id;
   std::string lease;
   Outcome outcome;
+  std::string traceparent = {};  // the attempt's span, so the server's task.finish joins it
 };
 
 // The server's answer about one Finish: ok, or kConflict (stale lease), kNotFound,

@@ -85,6 +85,7 @@ int RunWorker(const WorkerFlags& flags) {
   if (!(flags.drain_grace_s >= 0)) return ConfigError("--drain-grace: must be >= 0 seconds");
   options.lease_wait_ms = flags.lease_wait_ms;
   options.drain_grace = SecondsToMicros(flags.drain_grace_s);
+  options.tracer = flags.tracer;
 
   auto api = HttpServerApi::Create(flags.server);
   if (!api.ok()) return ConfigError("--server: " + api.status().message());

@@ -3,6 +3,10 @@
 #include <string>
 #include <vector>
 
+namespace resonance::trace {
+class Exporter;
+}
+
 namespace resonance::worker {
 
 // `resonance worker` flags. Empty / zero means "not given".
@@ -15,6 +19,7 @@ struct WorkerFlags {
   std::string config;                            // --config: default ./resonance.toml if present
   double drain_grace_s = 30;  // --drain-grace: seconds running tasks get on SIGTERM
   int lease_wait_ms = 5000;   // --lease-wait-ms: long-poll of one lease call
+  trace::Exporter* tracer = nullptr;  // from [tracing] (set by the cli); not owned
 };
 
 // Runs a worker until SIGTERM/SIGINT and its drain (docs/workers.md). Blocks SIGTERM and

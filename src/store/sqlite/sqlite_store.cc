@@ -1,5 +1,6 @@
 #include "store/sqlite/sqlite_store.h"
 
+#include <chrono>
 #include <utility>
 
 #include "store/sqlite/schema.h"
@@ -212,6 +213,7 @@ Status SqliteStore::CommitGroup(std::deque<Pending>& group) {
   bool any = false;
   for (const auto& p : group) any = any || !p.batch.empty();
   if (!any) return Status::Ok();
+  const auto start = std::chrono::steady_clock::now();
   if (Status s = wdb_.Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
   for (auto& p : group) {
     for (const Mutation& m : p.batch.mutations) {
@@ -224,6 +226,10 @@ Status SqliteStore::CommitGroup(std::deque<Pending>& group) {
   if (Status s = wdb_.Exec("COMMIT"); !s.ok()) {
     wdb_.Exec("ROLLBACK");
     return s;
+  }
+  if (options_.on_commit) {
+    const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+    options_.on_commit(took.count(), group.size());
   }
   return Status::Ok();
 }

@@ -25,6 +25,9 @@ struct SqliteStoreOptions {
   // a function that runs them all in order. Unset: they run on the writer thread. The
   // server passes a post to its io context, so one wake-up serves a whole group.
   std::function<void(std::function<void()>)> deliver;
+  // Called on the writer thread after each commit that wrote something: its duration
+  // (BEGIN to durable) and how many batches it joined. For metrics; must be cheap.
+  std::function<void(double seconds, size_t batches)> on_commit;
 };
 
 // The embedded store: SQLite in WAL mode, one writer thread doing group commit, one
