@@ -1,7 +1,7 @@
 # Resonance — the two commands that matter on a fresh Debian 12 machine:
 #   make run    installs missing packages, builds, starts the server on ./var
 #   make test   installs missing packages, builds, runs every test (also under ASan+UBSan)
-.PHONY: all deps build build-asan run test unit-test integration-test asan-test bench clean format
+.PHONY: all deps build build-asan run test unit-test integration-test asan-test deploy-test bench clean format
 
 BUILD      ?= build
 BUILD_ASAN ?= build-asan
@@ -39,7 +39,11 @@ asan-test: build-asan
 integration-test: build
 	@RESONANCE_BIN=$(CURDIR)/$(BUILD)/resonance $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
-test: unit-test integration-test asan-test
+# promtool/amtool checks and rule unit tests of the shipped deploy/ configuration.
+deploy-test: deps
+	@scripts/check-deploy.sh
+
+test: deploy-test unit-test integration-test asan-test
 
 bench: build
 	@bench/run.sh --no-build

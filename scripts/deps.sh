@@ -9,6 +9,7 @@ pkgs=(
   libcli11-dev libtoml11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-pytest sqlite3
+  prometheus prometheus-alertmanager
 )
 missing=()
 for p in "${pkgs[@]}"; do
