@@ -17,6 +17,7 @@ EngineMetrics::EngineMetrics(metrics::Registry& r, size_t max_actions, size_t ma
     : registry_(r),
       action_labels_(max_actions),
       queue_labels_(max_queues),
+      pool_labels_(kMaxPools),
       enqueued_(r.AddCounter("resonance_tasks_enqueued_total", "Tasks created, by queue and action.",
                              {"queue", "action"})),
       leased_(r.AddCounter("resonance_tasks_leased_total",
@@ -94,18 +95,18 @@ EngineMetrics::PerAction& EngineMetrics::Action(uint32_t queue, const std::strin
 }
 
 void EngineMetrics::WorkerRestarted(const std::string& pool) {
-  restarts_.With({pool.empty() ? "none" : pool}).Inc();
+  restarts_.With({pool_labels_.Map(pool.empty() ? "none" : pool)}).Inc();
 }
 
 void EngineMetrics::WorkerLost(const std::string& pool) {
-  lost_.With({pool.empty() ? "none" : pool}).Inc();
+  lost_.With({pool_labels_.Map(pool.empty() ? "none" : pool)}).Inc();
 }
 
 void EngineMetrics::CollectFrom(Engine& engine, std::vector<std::string> pools) {
   // Configured pools show zeroed counters from the start, so increase() sees the first.
   for (const std::string& pool : pools) {
-    restarts_.With({pool});
-    lost_.With({pool});
+    restarts_.With({pool_labels_.Map(pool)});
+    lost_.With({pool_labels_.Map(pool)});
   }
   registry_.OnScrape([this, &engine, pools = std::move(pools)] {
     auto queues = engine.Queues(/*include_empty=*/true);
@@ -127,11 +128,11 @@ void EngineMetrics::CollectFrom(Engine& engine, std::vector<std::string> pools) 
       paused_.With({label}).Set(q.paused ? 1 : 0);
     }
     std::map<std::pair<std::string, std::string>, int> counts;
-    for (const std::string& pool : pools) counts[{pool, "active"}] = 0;
+    for (const std::string& pool : pools) counts[{pool_labels_.Map(pool), "active"}] = 0;
     for (const WorkerInfo& w : engine.Workers()) {
       if (!w.registered || w.status == WorkerStatus::kGone) continue;
       const std::string& pool = w.registration.pool;
-      ++counts[{pool.empty() ? "none" : pool, WorkerStatusName(w.status)}];
+      ++counts[{pool_labels_.Map(pool.empty() ? "none" : pool), WorkerStatusName(w.status)}];
     }
     workers_.Clear();
     for (const auto& [key, n] : counts) workers_.With({key.first, key.second}).Set(n);

@@ -18,7 +18,9 @@ class Engine;
 // registry must outlive it.
 class EngineMetrics {
  public:
-  // Past max_actions distinct actions (max_queues queues) the label becomes "other".
+  // Past max_actions distinct actions (max_queues queues, kMaxPools pools) the label
+  // becomes "other".
+  static constexpr size_t kMaxPools = 100;
   EngineMetrics(metrics::Registry& registry, size_t max_actions, size_t max_queues);
 
   enum Outcome { kSucceeded, kRetried, kDead, kCancelled, kOutcomeCount };
@@ -56,6 +58,7 @@ class EngineMetrics {
   metrics::Registry& registry_;
   metrics::BoundedLabel action_labels_;
   metrics::BoundedLabel queue_labels_;
+  metrics::BoundedLabel pool_labels_;  // workers name their pools: bounded too
   std::vector<std::string> queue_label_;  // by queue index, "" until first use
   metrics::Family<metrics::Counter>& enqueued_;
   metrics::Family<metrics::Counter>& leased_;

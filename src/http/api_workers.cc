@@ -252,12 +252,19 @@ void Api::FinishSingle(Request& req, Respond respond, bool success) {
   auto obj = ParseObject(req.body, parser, doc);
   if (!obj.ok()) return respond(ErrorReply(obj.status()));
   FinishRequest fr;
-  if (Status s = ReadFinish(*obj, "", false, success, fr); !s.ok()) {
+  // The body's traceparent (the attempt's span) wins over the request's own trace.
+  SpanOrigin origin;
+  if (Status s = ReadFinish(*obj, "", false, success, fr, &origin); !s.ok()) {
     return respond(ErrorReply(s));
   }
+  // Else the request's trace, if the caller named one: a trace made up for this request
+  // alone would hold a task.finish detached from its task.
+  if (origin.trace_id.empty() && !req.parent_span.empty()) {
+    origin = {req.trace_id, req.span_id, 0};
+  }
+  origin.start_unix_nano = req.start_unix_nano;
   fr.id = req.params[0];
   std::string id = fr.id;
-  SpanOrigin origin{req.trace_id, req.span_id, req.start_unix_nano};
   engine_.Finish({std::move(fr)}, [this, id, respond, success, origin = std::move(origin)](
                                       const Status& s, std::vector<Result<TaskState>> out) {
     OnIo([this, id, respond, s, success, origin, out = std::move(out)] {

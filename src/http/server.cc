@@ -5,6 +5,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <array>
+#include <cmath>
 #include <optional>
 #include <random>
 
@@ -175,9 +176,9 @@ class Server::Session : public std::enable_shared_from_this<Session> {
     keep_alive_ = false;
     linger_ = true;
     req_ = Request{};
-    req_.method = parser_ && parser_->is_header_done()
-                      ? std::string(parser_->get().method_string())
-                      : std::string();
+    // The request line is parsed before the headers, so the method is known here
+    // unless the line itself was too long.
+    req_.method = parser_ ? std::string(parser_->get().method_string()) : std::string();
     req_.route = "early";
     req_.request_id = trace::NewSpanId();
     req_.trace_id = trace::NewTraceId();
@@ -203,7 +204,7 @@ class Server::Session : public std::enable_shared_from_this<Session> {
                  {"path", req_.path},
                  {"status", status},
                  {"bytes", bytes},
-                 {"duration_ms", seconds * 1000.0},
+                 {"duration_ms", std::round(seconds * 1e6) / 1e3},  // µs precision
                  {"request_id", req_.request_id},
                  {"trace_id", req_.trace_id},
                  {"span_id", req_.span_id}});

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 
 #include "core/task_id.h"
 #include "observe/log.h"
@@ -328,7 +329,7 @@ void WorkerRuntime::Finalize(const std::shared_ptr<Held>& h, Outcome outcome) {
 
 void WorkerRuntime::RecordAttempt(const Held& h, const Outcome& outcome) {
   const int64_t end = trace::NowUnixNano();
-  const double ms = static_cast<double>(end - h.started_unix_nano) / 1e6;
+  const double ms = std::round(static_cast<double>(end - h.started_unix_nano) / 1e3) / 1e3;
   const std::string_view cls = outcome.ok ? "" : ErrorClassName(outcome.error_class);
   log::Write(outcome.ok ? log::Level::kDebug : log::Level::kInfo, "worker",
              outcome.ok ? "attempt succeeded" : "attempt failed",
