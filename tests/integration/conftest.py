@@ -34,6 +34,10 @@ STOP_TIMEOUT_S = 15 * SLOW
 
 TS_RE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d{1,9})?Z$")
 TS_MICROS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+# W3C trace context ids and the traceparent the server and worker write.
+HEX32 = re.compile(r"^[0-9a-f]{32}$")
+HEX16 = re.compile(r"^[0-9a-f]{16}$")
+TRACEPARENT_RE = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-01$")
 ID_RE = re.compile(r"^[0-9a-z]{13}$")
 
 
@@ -119,9 +123,10 @@ class Server:
     """One `resonance server` process over a data dir that survives restarts.
 
     `config` is None (no --config), a TOML string, or a dict (written with to_toml).
+    `args` are extra command-line flags (e.g. --log-level debug).
     """
 
-    def __init__(self, workdir, config=None, name="server"):
+    def __init__(self, workdir, config=None, name="server", args=()):
         self.workdir = Path(workdir)
         self.data_dir = self.workdir / "data"
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -132,6 +137,7 @@ class Server:
             text = config if isinstance(config, str) else to_toml(config)
             self.config_path = self.workdir / f"{name}.toml"
             self.config_path.write_text(text)
+        self.args = list(args)
         self.proc = None
         self.port = None
         self.starts = 0
@@ -163,7 +169,7 @@ class Server:
         cmd = [BIN, "server"]
         if self.config_path:
             cmd += ["--config", str(self.config_path)]
-        cmd += ["--listen", "127.0.0.1:0", "--data-dir", str(self.data_dir)]
+        cmd += ["--listen", "127.0.0.1:0", "--data-dir", str(self.data_dir), *self.args]
         self.starts += 1
         with open(self.stderr_path, "ab") as err, open(self.stdout_path, "ab") as out:
             err.write(f"\n===== start #{self.starts}: {' '.join(cmd)}\n".encode())

@@ -7,20 +7,17 @@ Black box: only the files a real `resonance server` / `resonance worker` write a
 import http.client
 import json
 import re
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import (BIN, REQUEST_TIMEOUT_S, SLOW, STARTUP_TIMEOUT_S, TS_MICROS_RE, Server, ServerError,
+from conftest import (HEX16, HEX32, REQUEST_TIMEOUT_S, SLOW, STARTUP_TIMEOUT_S, TRACEPARENT_RE,
+                      TS_MICROS_RE, Server, ServerError,
                       parse_ts, run_cli, wait_until)
 from test_worker import handlers, script, wait_state, worker_factory  # noqa: F401 (fixture)
 
 LEVELS = ("debug", "info", "warn", "error")
-HEX32 = re.compile(r"^[0-9a-f]{32}$")
-HEX16 = re.compile(r"^[0-9a-f]{16}$")
-TRACEPARENT_RE = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-01$")
 # <ts> <LEVEL padded to 5> <module>: <msg> key=value ...
 TEXT_LINE_RE = re.compile(r"^(\S+) (DEBUG|INFO |WARN |ERROR) ([A-Za-z0-9_.-]+): (.*)$")
 TEXT_FIELD_RE = re.compile(r' ([A-Za-z0-9_.]+)=("(?:[^"\\]|\\.)*"|[^ "]*)(?= |$)')
@@ -34,38 +31,11 @@ SENT_TP = f"00-{SENT_TRACE}-{SENT_PARENT}-01"
 # --------------------------------------------------------------------------- helpers
 
 
-class FlagServer(Server):
-    """A Server started with extra command-line flags (conftest's Server takes none)."""
-
-    def __init__(self, workdir, config=None, name="server", args=()):
-        super().__init__(workdir, config=config, name=name)
-        self.args = list(args)
-
-    def start(self):
-        assert not self.running(), "server already running"
-        try:
-            self.addr_file.unlink()
-        except FileNotFoundError:
-            pass
-        cmd = [BIN, "server"]
-        if self.config_path:
-            cmd += ["--config", str(self.config_path)]
-        cmd += ["--listen", "127.0.0.1:0", "--data-dir", str(self.data_dir), *self.args]
-        self.starts += 1
-        with open(self.stderr_path, "ab") as err, open(self.stdout_path, "ab") as out:
-            err.write(f"\n===== start #{self.starts}: {' '.join(cmd)}\n".encode())
-            err.flush()
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                         cwd=str(self.workdir))
-        self._wait_ready()
-        return self
-
-
 @pytest.fixture
 def flag_server(request, server_factory, tmp_workdir):
-    """start(args, config=None) -> a running FlagServer; server_factory's teardown kills it (by pid)."""
+    """start(args, config=None) -> a running Server; server_factory's teardown kills it (by pid)."""
     def start(args, config=None, name="flagserver"):
-        srv = FlagServer(tmp_workdir / name, config=config, name=name, args=args)
+        srv = Server(tmp_workdir / name, config=config, name=name, args=args)
         request.node._resonance_servers.append(srv)  # the list server_factory cleans up
         try:
             srv.start()

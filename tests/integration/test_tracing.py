@@ -14,13 +14,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from conftest import STARTUP_TIMEOUT_S, SLOW, free_port, run_cli, wait_until
+from conftest import HEX16, HEX32, STARTUP_TIMEOUT_S, SLOW, TRACEPARENT_RE, free_port, run_cli, wait_until
 from test_worker import handlers, script, wait_state, worker_factory  # noqa: F401 (fixture)
 
-HEX32 = re.compile(r"^[0-9a-f]{32}$")
-HEX16 = re.compile(r"^[0-9a-f]{16}$")
 DECIMAL = re.compile(r"^[0-9]+$")
-TRACEPARENT_RE = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-01$")
 
 SENT_TRACE = "0af7651916cd43dd8448eb211c80319c"
 SENT_PARENT = "b7ad6b7169203331"
