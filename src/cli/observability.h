@@ -22,7 +22,7 @@ struct LogFlags {
 Status ConfigureLogging(const LoggingConfig& config, const LogFlags& flags, bool use_config_file);
 
 // Starts the OTLP exporter when [tracing] otlp_endpoint is set; nullptr when it is not.
-// `role` ("server", "worker") becomes the service.instance.role resource attribute.
+// `role` ("server", "worker") becomes the resonance.role resource attribute.
 Result<std::unique_ptr<trace::Exporter>> StartTracing(const TracingConfig& config,
                                                       const std::string& role);
 

@@ -284,7 +284,8 @@ Server::Server(const Router& router, ServerOptions options)
                                               {"route", "method", "status"});
     durations_ = &options_.metrics->AddHistogram(
         "resonance_http_request_duration_seconds",
-        "HTTP requests, from read to answer written (long polls include their wait).",
+        "HTTP requests, from the request header to the answer queued for writing (long polls "
+        "include their wait).",
         {"route", "method"}, metrics::HttpSecondsBuckets());
   }
 }

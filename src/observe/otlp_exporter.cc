@@ -6,6 +6,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -526,11 +528,19 @@ Result<std::unique_ptr<Exporter>> Exporter::Start(ExporterOptions options) {
   }
   std::unique_ptr<Exporter> exporter(
       new Exporter(std::move(options), std::move(*endpoint), fds[0], fds[1]));
+  // The thread blocks every signal: a process that takes SIGTERM with sigwait in one
+  // thread (the worker) must not have it delivered here, where its default action
+  // would end the process without a drain.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
   try {
     exporter->thread_ = std::thread([e = exporter.get()] { e->Run(); });
   } catch (const std::system_error& e) {
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
     return Status(Code::kInternal, std::string("OTLP exporter: thread: ") + e.what());
   }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
   return exporter;
 }
 

@@ -12,7 +12,7 @@
 // and its OTLP/HTTP JSON encoding. Sending spans is otlp_exporter.h's job.
 //
 // The intended shape of a task's trace (server and worker):
-//   http.request (kServer) ─ task.enqueue (kProducer, span id = SpanIdForTask(id))
+//   http.server (kServer) ─ task.enqueue (kProducer, span id = SpanIdForTask(id))
 //                               └─ task.attempt (kConsumer, one per lease)
 // The worker links task.attempt to task.enqueue through SpanIdForTask, so nothing
 // beyond the task's trace_id has to be stored.

@@ -6,6 +6,7 @@ The collector is an in-test ThreadingHTTPServer that records every POSTed JSON b
 
 import json
 import re
+import signal
 import socket
 import statistics
 import threading
@@ -352,6 +353,26 @@ def test_server_and_worker_export_linked_spans_of_one_trace(server_factory, work
 
     assert metric_value(srv, "resonance_trace_spans_exported_total") >= 4
     assert (metric_value(srv, "resonance_trace_spans_dropped_total", 'reason="export_failed"') or 0) == 0
+
+
+def test_a_tracing_worker_still_drains_on_sigterm(server_factory, worker_factory, collector, tmp_workdir):
+    """Given a worker exporting spans, when it gets SIGTERM, then it drains and exits 0 (the exporter's thread must
+    not take the signal and die with its default action) and its last attempt's span still reaches the
+    collector."""
+    srv = server_factory({"sweep_interval_ms": 20, "tracing": tracing(collector.endpoint)})
+    tp = script(tmp_workdir, "tp.py", TP_HANDLER, interpreter="/usr/bin/python3")
+    w = worker_factory(srv, handlers(tp={"argv": [str(tp)]}) + toml_tracing(collector.endpoint, flush_ms=60000),
+                       name="drainw")
+    task = srv.enqueue("tp")
+    assert wait_state(srv, task["id"], ("succeeded", "dead"))["state"] == "succeeded"
+    assert w.stop(signal.SIGTERM) == 0, w.log_tail()
+    assert "received SIGTERM" in w.log_tail(), w.log_tail()
+    # flush_ms is a minute: only the shutdown flush can have sent the attempt span.
+    wait_until(lambda: any(span.get("name") == "task.attempt" and
+                           any(a["key"] == "task.id" and a["value"].get("stringValue") == task["id"]
+                               for a in span.get("attributes", []))
+                           for _, _, span in collector.spans()),
+               5 * SLOW, what="the drained worker's task.attempt span")
 
 
 def test_per_task_complete_request_parents_the_finish_span(server_factory, collector):
