@@ -83,6 +83,17 @@ class TableReader {
     out = v->as_boolean();
     return Status::Ok();
   }
+  // A number from 0 to 1 (integer 0 or 1 accepted too).
+  Status Fraction(const char* key, double& out) const {
+    const toml::value* v = Find(key);
+    if (!v) return Status::Ok();
+    double d = v->is_floating() ? v->as_floating()
+               : v->is_integer() ? static_cast<double>(v->as_integer())
+                                 : -1;
+    if (!(d >= 0 && d <= 1)) return Error(key, "must be a number from 0 to 1");
+    out = d;
+    return Status::Ok();
+  }
   Status String(const char* key, std::string& out) const {
     const toml::value* v = Find(key);
     if (!v) return Status::Ok();
@@ -145,6 +156,14 @@ Status ReadObservability(const toml::value& root, Config& c) {
     if (!s.ok()) return s;
   }
   if (c.tracing.service_name.empty()) return tracing.Error("service_name", "must not be empty");
+  TableReader baselines(root, "baselines");
+  for (Status s : {baselines.Check({"lookback_hours", "min_hours", "min_samples", "success_floor"}),
+                   baselines.Int("lookback_hours", 1, 24 * 366, c.baselines.lookback_hours),
+                   baselines.Int("min_hours", 1, 24 * 366, c.baselines.min_hours),
+                   baselines.Int("min_samples", 1, 1000000, c.baselines.min_samples),
+                   baselines.Fraction("success_floor", c.baselines.success_floor)}) {
+    if (!s.ok()) return s;
+  }
   return Status::Ok();
 }
 
@@ -178,7 +197,7 @@ Result<Config> LoadConfig(const std::string& path) {
         "listen", "data_dir", "durability", "max_body_bytes", "header_timeout_ms",
         "body_timeout_ms", "sweep_interval_ms", "io_threads", "shutdown_grace_ms",
         "ledger_checkpoint_every", "worker_heartbeat_ms", "worker_lost_after_ms", "retry", "actions", "handlers", "pools", "supervisor",
-        "logging", "metrics", "tracing"};
+        "logging", "metrics", "tracing", "baselines"};
     for (const auto& [key, v] : root.as_table()) {
       if (!kKnown.count(key)) return Bad(path, key + ": unknown key");
     }

@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "core/baselines.h"
 #include "core/retry_policy.h"
 #include "core/status.h"
 #include "observe/log.h"
@@ -55,6 +56,7 @@ struct Config {
   LoggingConfig logging;
   MetricsConfig metrics;
   TracingConfig tracing;
+  BaselineOptions baselines;  // [baselines]
 };
 
 // Reads a TOML file. kInvalidArgument naming the key (and the file) on a wrong type,

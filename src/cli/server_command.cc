@@ -248,7 +248,7 @@ int RunServer(const ServerFlags& flags) {
   if (registry) RegisterServerCollectors(*registry, *engine_metrics, engine, **store, pools,
                                         tracer->get());
   http::Api api(engine, **store, clock, server.io(),
-                {config.data_dir, registry.get(), tracer->get()});
+                {config.data_dir, registry.get(), tracer->get(), config.baselines});
   api.Register(router);
   if (Status s = server.Listen(); !s.ok()) {
     std::cerr << "resonance: " << s.message() << "\n";

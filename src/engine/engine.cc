@@ -352,6 +352,7 @@ std::vector<LeasedTask> Engine::PickReady(uint32_t worker, const std::vector<uin
       qm.leased->Inc();
       qm.wait->Observe(static_cast<double>(std::max<Micros>(0, now - t.run_at)) / kMicrosPerSecond);
     }
+    RecordHistory(batch, t, StatsOutcome::kLeased, std::nullopt, -1, std::max<Micros>(0, now - t.run_at), now);
 
     TaskUpdate u = UpdateOf(t, now);
     u.fields = TaskUpdate::kState | TaskUpdate::kAttempt | TaskUpdate::kLease |
@@ -463,6 +464,11 @@ TaskState Engine::FailLive(LiveTask& t, ErrorClass cls, const std::string& messa
   RetryDecision d = DecideRetry(options_.retry.For(actions_.Name(t.action)),
                                 {cls, t.attempt, t.max_attempts, t.throttled, retry_after_s});
   if (t.cancel_requested) d = {RetryDecision::kCancelled};
+  RecordHistory(batch, t,
+                d.outcome == RetryDecision::kRetry  ? StatsOutcome::kRetried
+                : d.outcome == RetryDecision::kDead ? StatsOutcome::kDead
+                                                    : StatsOutcome::kCancelled,
+                cls, now - t.started_at, -1, now);
   if (options_.metrics) {
     auto& m = ActionMetrics(t);
     const int c = static_cast<int>(cls);
@@ -550,6 +556,9 @@ Result<TaskState> Engine::FinishOne(const FinishRequest& req, Micros now, WriteB
   }
   if (t.has_idempotency_key) finished_with_key.push_back(t.id);
   const TaskState end = t.cancel_requested ? TaskState::kCancelled : TaskState::kSucceeded;
+  RecordHistory(batch, t,
+                end == TaskState::kSucceeded ? StatsOutcome::kSucceeded : StatsOutcome::kCancelled,
+                std::nullopt, now - t.started_at, -1, now);
   if (options_.metrics) {
     auto& m = ActionMetrics(t);
     m.duration->Observe(static_cast<double>(now - t.started_at) / kMicrosPerSecond);
@@ -623,6 +632,7 @@ void Engine::Cancel(const std::string& id_text, Done done) {
     AppendEvent(batch, now, "task.cancel_requested", t.id, "{}");
   } else {
     if (options_.metrics) ActionMetrics(t).finished[EngineMetrics::kCancelled]->Inc();
+    RecordHistory(batch, t, StatsOutcome::kCancelled, std::nullopt, -1, -1, now);
     RemoveFromIndexes(t);
     u.state = TaskState::kCancelled;
     u.fields = TaskUpdate::kState | TaskUpdate::kError | TaskUpdate::kFinishedAt;
@@ -793,6 +803,20 @@ void Engine::ReleaseWaiters() {
   auto lock = Lock();
   for (auto& w : waiters_) w.done(Status::Ok(), {});
   waiters_.clear();
+}
+
+void Engine::RecordHistory(WriteBatch& batch, const LiveTask& t, StatsOutcome outcome,
+                           std::optional<ErrorClass> cls, Micros duration, Micros wait,
+                           Micros now) {
+  RecordStats r;
+  r.minute = MinuteOf(now);
+  r.queue = queues_[t.queue].name;
+  r.action = actions_.Name(t.action);
+  r.outcome = outcome;
+  r.error_class = cls;
+  r.duration = duration;
+  r.wait = wait;
+  batch.mutations.push_back(std::move(r));
 }
 
 EngineMetrics::PerAction& Engine::ActionMetrics(const LiveTask& t) {

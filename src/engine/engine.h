@@ -221,6 +221,9 @@ class Engine {
   std::unique_lock<std::mutex> Lock();
   uint64_t NewLeaseToken();
   QueueInfo InfoOf(const QueueState& q) const;
+  // Adds one task-history observation (Store::ReadStats) to the batch.
+  void RecordHistory(WriteBatch& batch, const LiveTask& t, StatsOutcome outcome,
+                     std::optional<ErrorClass> cls, Micros duration, Micros wait, Micros now);
   // Metric children of a task's queue and action (options_.metrics must be set).
   EngineMetrics::PerAction& ActionMetrics(const LiveTask& t);
   EngineMetrics::PerQueue& QueueMetrics(const LiveTask& t);

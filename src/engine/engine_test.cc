@@ -77,6 +77,10 @@ class FaultyStore final : public Store {
     return real_.ReadLedger(after_seq, limit);
   }
   Result<int64_t> CountTasks(TaskState state) override { return real_.CountTasks(state); }
+  Result<std::vector<StatsRow>> ReadStats(int64_t from, int64_t to, const std::string& queue,
+                                          const std::string& action) override {
+    return real_.ReadStats(from, to, queue, action);
+  }
 
  private:
   Store& real_;
@@ -1313,6 +1317,46 @@ TEST_F(EngineMetricsTest, ActionsPastTheLimitCountAsOther) {
   EXPECT_EQ(Value(R"(resonance_tasks_enqueued_total{queue="default",action="b"})"), 1);
   EXPECT_EQ(Value(R"(resonance_tasks_enqueued_total{queue="default",action="other"})"), 2);
   EXPECT_EQ(Value(R"(resonance_tasks_enqueued_total{queue="default",action="c"})"), std::nullopt);
+}
+
+}  // namespace
+}  // namespace resonance
+
+namespace resonance {
+namespace {
+
+TEST_F(EngineTest, HistoryRecordsOutcomesDurationsAndWaitsInTheMinuteTheyHappen) {
+  // Given tasks enqueued at T0, leased 3 s later and ended 2 s after that (one
+  // succeeded, one dead as validation, one retried as temporary, one cancelled while
+  // queued), then the store's history row of that minute holds exactly those.
+  const int64_t minute = MinuteOf(kT0 + 5 * kSecond);
+  ASSERT_EQ(MinuteOf(kT0), minute) << "the test wants all of it inside one minute";
+  for (int i = 0; i < 3; ++i) Add(Job());
+  std::string queued = Add(Job(-1));  // lowest priority: not leased below
+  clock_.Advance(3 * kSecond);
+  auto got = Lease(3);
+  ASSERT_EQ(got.size(), 3u);
+  clock_.Advance(2 * kSecond);
+  EXPECT_EQ(St(Complete(got[0])), TaskState::kSucceeded);
+  EXPECT_EQ(St(Fail(got[1], ErrorClass::kValidation)), TaskState::kDead);
+  EXPECT_EQ(St(Fail(got[2], ErrorClass::kTemporary)), TaskState::kScheduled);
+  ASSERT_TRUE(Cancel(queued).ok());
+  Barrier();
+
+  auto rows = sqlite_->ReadStats(minute, minute, "default", "send_mail");
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  ASSERT_EQ(rows->size(), 1u);
+  const MinuteStats& s = (*rows)[0].stats;
+  EXPECT_EQ(s.succeeded, 1);
+  EXPECT_EQ(s.dead, 1);
+  EXPECT_EQ(s.retried, 1);
+  EXPECT_EQ(s.cancelled, 1);
+  EXPECT_EQ(s.failures[static_cast<size_t>(ErrorClass::kValidation)], 1);
+  EXPECT_EQ(s.retries[static_cast<size_t>(ErrorClass::kTemporary)], 1);
+  EXPECT_EQ(s.duration.count, 3);
+  EXPECT_EQ(s.duration.sum_us, 3 * 2 * kSecond);
+  EXPECT_EQ(s.wait.count, 3);
+  EXPECT_EQ(s.wait.sum_us, 3 * 3 * kSecond);
 }
 
 }  // namespace

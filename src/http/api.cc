@@ -72,6 +72,8 @@ void Api::Register(Router& r) {
   r.Add("POST", "/api/workers/{id}/deregister", bind(&Api::DeregisterWorker));
   r.Add("GET", "/api/ledger", bind(&Api::Ledger));
   r.Add("GET", "/api/health", bind(&Api::Health));
+  r.Add("GET", "/api/stats", bind(&Api::Stats));
+  r.Add("GET", "/api/baselines", bind(&Api::Baselines));
   r.Add("GET", "/healthz", [](Request&, Respond respond) {
     respond(JsonReply(200, R"({"status":"ok"})"));
   });

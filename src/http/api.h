@@ -7,6 +7,7 @@
 #include <atomic>
 #include <string>
 
+#include "core/baselines.h"
 #include "core/clock.h"
 #include "engine/engine.h"
 #include "http/request.h"
@@ -33,6 +34,7 @@ class Api {
     metrics::Registry* metrics = nullptr;
     // Receives task.enqueue and task.finish spans; nullptr = off.
     trace::Exporter* tracer = nullptr;
+    BaselineOptions baselines;  // GET /api/baselines
   };
   // Where a span about a task hangs in its trace.
   struct SpanOrigin {
@@ -74,6 +76,9 @@ class Api {
   void Workers(Request& req, Respond respond);
   void Ledger(Request& req, Respond respond);
   void Health(Request& req, Respond respond);
+  // History (api_stats.cc).
+  void Stats(Request& req, Respond respond);
+  void Baselines(Request& req, Respond respond);
   void Ready(Request& req, Respond respond);
 
   // Runs fn on the io context: at once when called there (the server delivers store

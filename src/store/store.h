@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/ledger_record.h"
+#include "core/minute_stats.h"
 #include "core/status.h"
 #include "core/task.h"
 
@@ -59,7 +60,20 @@ struct UpdateTask { TaskUpdate update; };
 struct DeleteTask { std::string id; };
 struct AppendLedger { LedgerRecord record; };
 struct SetQueuePaused { std::string queue; bool paused; };
-using Mutation = std::variant<InsertTask, UpdateTask, DeleteTask, AppendLedger, SetQueuePaused>;
+// One observation for the task history (MinuteStats of its minute, queue and action).
+// The store adds up every observation of a group commit before it writes, so their
+// cost is one row write per (minute, queue, action) per commit.
+struct RecordStats {
+  int64_t minute = 0;  // MinuteOf(the time it happened)
+  std::string queue;
+  std::string action;
+  StatsOutcome outcome = StatsOutcome::kSucceeded;
+  std::optional<ErrorClass> error_class;
+  Micros duration = -1;  // of the attempt; < 0 = none
+  Micros wait = -1;      // due to leased; < 0 = none
+};
+using Mutation =
+    std::variant<InsertTask, UpdateTask, DeleteTask, AppendLedger, SetQueuePaused, RecordStats>;
 
 // The changes of one request (or one engine step). Applied atomically, in order,
 // within a group commit, after every batch submitted before it.
@@ -82,6 +96,14 @@ struct TaskFilter {
   std::string action;  // empty = any
   std::string after;   // exclusive id cursor, empty = from the start
   int limit = 100;
+};
+
+// Task history of one minute for one queue and action.
+struct StatsRow {
+  int64_t minute = 0;
+  std::string queue;
+  std::string action;
+  MinuteStats stats;
 };
 
 enum class Durability { kFsync, kOs };
@@ -122,6 +144,11 @@ class Store {
   virtual Result<std::optional<std::string>> FindByIdempotencyKey(const std::string& key) = 0;
   virtual Result<std::vector<LedgerRecord>> ReadLedger(int64_t after_seq, int limit) = 0;
   virtual Result<int64_t> CountTasks(TaskState state) = 0;
+  // History rows with from_minute <= minute <= to_minute, by minute, queue, action.
+  // Empty queue/action match any.
+  virtual Result<std::vector<StatsRow>> ReadStats(int64_t from_minute, int64_t to_minute,
+                                                  const std::string& queue,
+                                                  const std::string& action) = 0;
 };
 
 }  // namespace resonance

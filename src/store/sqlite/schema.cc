@@ -55,6 +55,16 @@ CREATE TABLE queues (
   paused INTEGER NOT NULL
 );
 )sql",
+    // 2: task history by minute, queue and action (MinuteStats::Encode in data).
+    R"sql(
+CREATE TABLE stats (
+  minute INTEGER NOT NULL,
+  queue  TEXT NOT NULL,
+  action TEXT NOT NULL,
+  data   TEXT NOT NULL,
+  PRIMARY KEY (minute, queue, action)
+) WITHOUT ROWID;
+)sql",
 };
 constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);
 static_assert(kMigrationCount == kSchemaVersion, "one migration per schema version");

@@ -1,6 +1,8 @@
 #include "store/sqlite/sqlite_store.h"
 
 #include <chrono>
+#include <map>
+#include <tuple>
 #include <utility>
 
 #include "store/sqlite/schema.h"
@@ -106,7 +108,13 @@ Status SqliteStore::OpenWriter() {
   upsert_queue_ = sqlite::Stmt(
       db, "INSERT INTO queues (name, paused) VALUES (?1, ?2) "
           "ON CONFLICT(name) DO UPDATE SET paused=excluded.paused");
-  for (auto* st : {&insert_task_, &delete_task_, &insert_ledger_, &upsert_queue_}) {
+  select_stats_ =
+      sqlite::Stmt(db, "SELECT data FROM stats WHERE minute=?1 AND queue=?2 AND action=?3");
+  upsert_stats_ = sqlite::Stmt(
+      db, "INSERT INTO stats (minute, queue, action, data) VALUES (?1, ?2, ?3, ?4) "
+          "ON CONFLICT(minute, queue, action) DO UPDATE SET data=excluded.data");
+  for (auto* st : {&insert_task_, &delete_task_, &insert_ledger_, &upsert_queue_, &select_stats_,
+                   &upsert_stats_}) {
     if (!st->valid()) return st->status();
   }
   return Status::Ok();
@@ -215,12 +223,25 @@ Status SqliteStore::CommitGroup(std::deque<Pending>& group) {
   if (!any) return Status::Ok();
   const auto start = std::chrono::steady_clock::now();
   if (Status s = wdb_.Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+  // History observations are summed over the group and written once per key.
+  std::map<std::tuple<int64_t, std::string_view, std::string_view>, MinuteStats> stats;
   for (auto& p : group) {
     for (const Mutation& m : p.batch.mutations) {
+      if (auto* rs = std::get_if<RecordStats>(&m)) {
+        stats[{rs->minute, rs->queue, rs->action}].Record(rs->outcome, rs->error_class,
+                                                           rs->duration, rs->wait);
+        continue;
+      }
       if (Status s = Apply(m); !s.ok()) {
         wdb_.Exec("ROLLBACK");
         return s;
       }
+    }
+  }
+  for (const auto& [key, delta] : stats) {
+    if (Status s = AddStats(std::get<0>(key), std::get<1>(key), std::get<2>(key), delta); !s.ok()) {
+      wdb_.Exec("ROLLBACK");
+      return s;
     }
   }
   if (Status s = wdb_.Exec("COMMIT"); !s.ok()) {
@@ -232,6 +253,32 @@ Status SqliteStore::CommitGroup(std::deque<Pending>& group) {
     options_.on_commit(took.count(), group.size());
   }
   return Status::Ok();
+}
+
+Status SqliteStore::AddStats(int64_t minute, std::string_view queue, std::string_view action,
+                             const MinuteStats& delta) {
+  MinuteStats sum = delta;
+  select_stats_.BindInt(1, minute);
+  select_stats_.BindText(2, queue);
+  select_stats_.BindText(3, action);
+  if (select_stats_.Step()) {
+    auto stored = MinuteStats::Decode(select_stats_.Text(0));
+    if (!stored) {
+      select_stats_.Reset();
+      return Status(Code::kInternal, "stats row for minute " + std::to_string(minute) +
+                                         " is not readable");
+    }
+    sum.Merge(*stored);
+  }
+  Status read = select_stats_.status();
+  select_stats_.Reset();
+  if (!read.ok()) return read;
+  const std::string data = sum.Encode();
+  upsert_stats_.BindInt(1, minute);
+  upsert_stats_.BindText(2, queue);
+  upsert_stats_.BindText(3, action);
+  upsert_stats_.BindText(4, data);
+  return upsert_stats_.Run();
 }
 
 Status SqliteStore::Apply(const Mutation& m) {
@@ -286,6 +333,11 @@ Status SqliteStore::Apply(const Mutation& m) {
     st.BindText(5, r.data);
     st.BindText(6, r.hash);
     return st.Run();
+  }
+  if (auto* rs = std::get_if<RecordStats>(&m)) {
+    MinuteStats one;
+    one.Record(rs->outcome, rs->error_class, rs->duration, rs->wait);
+    return AddStats(rs->minute, rs->queue, rs->action, one);
   }
   const auto& q = std::get<SetQueuePaused>(m);
   upsert_queue_.BindText(1, q.queue);
@@ -484,6 +536,37 @@ Result<std::vector<LedgerRecord>> SqliteStore::ReadLedger(int64_t after_seq, int
   }
   if (!st.status().ok()) return st.status();
   return out;
+}
+
+Result<std::vector<StatsRow>> SqliteStore::ReadStats(int64_t from_minute, int64_t to_minute,
+                                                     const std::string& queue,
+                                                     const std::string& action) {
+  std::lock_guard lock(read_mu_);
+  sqlite::Stmt st(rdb_.get(),
+                  "SELECT minute, queue, action, data FROM stats WHERE minute BETWEEN ?1 AND ?2 "
+                  "AND (?3 = '' OR queue = ?3) AND (?4 = '' OR action = ?4) "
+                  "ORDER BY minute, queue, action");
+  if (!st.valid()) return st.status();
+  st.BindInt(1, from_minute);
+  st.BindInt(2, to_minute);
+  st.BindText(3, queue);
+  st.BindText(4, action);
+  std::vector<StatsRow> rows;
+  while (st.Step()) {
+    StatsRow r;
+    r.minute = st.Int(0);
+    r.queue = st.Text(1);
+    r.action = st.Text(2);
+    auto stats = MinuteStats::Decode(st.Text(3));
+    if (!stats) {
+      return Status(Code::kInternal, "stats row for minute " + std::to_string(r.minute) +
+                                         " is not readable");
+    }
+    r.stats = std::move(*stats);
+    rows.push_back(std::move(r));
+  }
+  if (!st.status().ok()) return st.status();
+  return rows;
 }
 
 Result<int64_t> SqliteStore::CountTasks(TaskState state) {

@@ -58,6 +58,9 @@ class SqliteStore final : public Store {
   Result<std::optional<std::string>> FindByIdempotencyKey(const std::string& key) override;
   Result<std::vector<LedgerRecord>> ReadLedger(int64_t after_seq, int limit) override;
   Result<int64_t> CountTasks(TaskState state) override;
+  Result<std::vector<StatsRow>> ReadStats(int64_t from_minute, int64_t to_minute,
+                                          const std::string& queue,
+                                          const std::string& action) override;
 
   // WAL length in frames after the last commit (for tests and metrics).
   int wal_frames() const { return wal_frames_.load(std::memory_order_relaxed); }
@@ -78,6 +81,9 @@ class SqliteStore final : public Store {
   // so commits on the writer thread never pay for a checkpoint.
   void CheckpointLoop();
   Status Apply(const Mutation& m);
+  // Adds delta to the stored history row of (minute, queue, action), creating it.
+  Status AddStats(int64_t minute, std::string_view queue, std::string_view action,
+                  const MinuteStats& delta);
   Status ApplyUpdate(const TaskUpdate& u);
   Status CommitGroup(std::deque<Pending>& group);
   // Runs the callbacks with s, through options_.deliver when set.
@@ -88,6 +94,7 @@ class SqliteStore final : public Store {
   // Writer side: owned by the writer thread once started.
   sqlite::Db wdb_;
   sqlite::Stmt insert_task_, delete_task_, insert_ledger_, upsert_queue_;
+  sqlite::Stmt select_stats_, upsert_stats_;
   std::map<uint32_t, sqlite::Stmt> update_task_;  // one statement per TaskUpdate::fields
   std::thread writer_;
   std::thread checkpointer_;

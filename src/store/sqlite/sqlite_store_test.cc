@@ -759,3 +759,92 @@ TEST_F(SqliteStoreTest, BackgroundCheckpointKeepsTheWalShort) {
 
 }  // namespace
 }  // namespace resonance
+
+namespace resonance {
+namespace {
+
+RecordStats Obs(int64_t minute, std::string queue, std::string action, StatsOutcome outcome,
+                std::optional<ErrorClass> cls = std::nullopt, Micros duration = -1) {
+  RecordStats r;
+  r.minute = minute;
+  r.queue = std::move(queue);
+  r.action = std::move(action);
+  r.outcome = outcome;
+  r.error_class = cls;
+  r.duration = duration;
+  return r;
+}
+
+TEST_F(SqliteStoreTest, StatsObservationsAddUpPerMinuteQueueAndAction) {
+  // Given observations in two batches (and twice the same key in one), then each
+  // (minute, queue, action) row holds their sum, across batches and a reopen.
+  WriteBatch a;
+  a.mutations.push_back(Obs(100, "q", "x", StatsOutcome::kSucceeded, std::nullopt, 2000));
+  a.mutations.push_back(Obs(100, "q", "x", StatsOutcome::kDead, ErrorClass::kValidation, 5000));
+  a.mutations.push_back(Obs(100, "q", "y", StatsOutcome::kRetried, ErrorClass::kTemporary, 1000));
+  a.mutations.push_back(Obs(101, "r", "x", StatsOutcome::kCancelled));
+  ASSERT_TRUE(Submit(std::move(a)).ok());
+  WriteBatch b;
+  b.mutations.push_back(Obs(100, "q", "x", StatsOutcome::kSucceeded, std::nullopt, 3000));
+  ASSERT_TRUE(Submit(std::move(b)).ok());
+  Reopen();
+
+  auto all = store_->ReadStats(0, 1000, "", "");
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  ASSERT_EQ(all->size(), 3u);
+  const StatsRow& qx = (*all)[0];
+  EXPECT_EQ(qx.minute, 100);
+  EXPECT_EQ(qx.queue, "q");
+  EXPECT_EQ(qx.action, "x");
+  EXPECT_EQ(qx.stats.succeeded, 2);
+  EXPECT_EQ(qx.stats.dead, 1);
+  EXPECT_EQ(qx.stats.failures[static_cast<size_t>(ErrorClass::kValidation)], 1);
+  EXPECT_EQ(qx.stats.duration.count, 3);
+  EXPECT_EQ(qx.stats.duration.sum_us, 10000);
+  EXPECT_EQ((*all)[1].action, "y");
+  EXPECT_EQ((*all)[1].stats.retries[static_cast<size_t>(ErrorClass::kTemporary)], 1);
+  EXPECT_EQ((*all)[2].minute, 101);
+  EXPECT_EQ((*all)[2].stats.cancelled, 1);
+
+  // Filters: minute range, queue, action.
+  auto q_only = store_->ReadStats(0, 1000, "q", "");
+  ASSERT_TRUE(q_only.ok());
+  EXPECT_EQ(q_only->size(), 2u);
+  auto x_only = store_->ReadStats(0, 1000, "", "x");
+  ASSERT_TRUE(x_only.ok());
+  EXPECT_EQ(x_only->size(), 2u);
+  auto late = store_->ReadStats(101, 101, "", "");
+  ASSERT_TRUE(late.ok());
+  ASSERT_EQ(late->size(), 1u);
+  EXPECT_EQ((*late)[0].queue, "r");
+}
+
+}  // namespace
+}  // namespace resonance
+
+namespace resonance {
+namespace {
+
+TEST_F(SqliteStoreTest, VersionOneDatabaseGainsTheStatsTable) {
+  // Given a database as schema 1 left it (no stats table, user_version 1), when the
+  // store opens it, then migration 2 runs and history can be written.
+  store_->Close();
+  store_.reset();
+  {
+    sqlite::Db db;
+    ASSERT_TRUE(db.Open(path_, false).ok());
+    ASSERT_TRUE(db.Exec("DROP TABLE stats; PRAGMA user_version = 1;").ok());
+  }
+  ASSERT_EQ(UserVersion(), 1);
+  Open();
+  EXPECT_EQ(UserVersion(), sqlite::kSchemaVersion);
+  WriteBatch b;
+  b.mutations.push_back(Obs(7, "q", "x", StatsOutcome::kSucceeded));
+  ASSERT_TRUE(Submit(std::move(b)).ok());
+  auto rows = store_->ReadStats(7, 7, "", "");
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  EXPECT_EQ(rows->size(), 1u);
+}
+
+}  // namespace
+}  // namespace resonance
