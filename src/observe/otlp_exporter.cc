@@ -1,21 +1,10 @@
 #include "observe/otlp_exporter.h"
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
-#include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <limits>
 #include <random>
 #include <system_error>
@@ -27,14 +16,6 @@ namespace {
 constexpr int64_t kNanosPerMilli = 1'000'000;
 constexpr int64_t kFirstBackoffNs = 1'000 * kNanosPerMilli;
 constexpr int64_t kMaxBackoffNs = 30'000 * kNanosPerMilli;
-constexpr size_t kMaxResponseHeaderBytes = 64 << 10;
-constexpr size_t kMaxResponseBodyBytes = 4 << 20;
-
-int64_t SteadyNowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 // now + ms, saturating (a huge grace must not wrap around).
 int64_t DeadlineAfterMs(int64_t ms) {
@@ -45,474 +26,18 @@ int64_t DeadlineAfterMs(int64_t ms) {
   return now + std::max<int64_t>(ms, 0) * kNanosPerMilli;
 }
 
-Status Invalid(std::string_view url, std::string_view why) {
-  return Status(Code::kInvalidArgument,
-                "OTLP endpoint \"" + std::string(url) + "\": " + std::string(why));
-}
-
-bool IsHostNameChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-         c == '.' || c == '_';
-}
-
-char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (Lower(a[i]) != Lower(b[i])) return false;
-  }
-  return true;
-}
-
-std::string_view TrimSpaces(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-// True if the comma-separated header value holds `token` (case-insensitive).
-bool HasToken(std::string_view value, std::string_view token) {
-  while (!value.empty()) {
-    const size_t comma = value.find(',');
-    if (EqualsIgnoreCase(TrimSpaces(value.substr(0, comma)), token)) return true;
-    if (comma == std::string_view::npos) break;
-    value.remove_prefix(comma + 1);
-  }
-  return false;
-}
-
-std::string ErrnoText(int err) { return std::error_code(err, std::generic_category()).message(); }
-
 }  // namespace
 
 Result<OtlpEndpoint> ParseOtlpEndpoint(std::string_view url) {
-  const size_t scheme_end = url.find("://");
-  if (scheme_end == std::string_view::npos) return Invalid(url, "must start with http://");
-  const std::string_view scheme = url.substr(0, scheme_end);
-  if (EqualsIgnoreCase(scheme, "https")) {
-    return Invalid(url, "https is not supported (no TLS); use http:// to a local collector");
-  }
-  if (!EqualsIgnoreCase(scheme, "http")) return Invalid(url, "scheme must be http");
-  for (char c : url) {
-    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) {
-      return Invalid(url, "has a space or control character");
-    }
-  }
-  if (url.find('#') != std::string_view::npos) return Invalid(url, "has a fragment ('#')");
-
-  std::string_view rest = url.substr(scheme_end + 3);
-  const size_t path_start = rest.find_first_of("/?");
-  std::string_view authority = rest.substr(0, path_start);
-  std::string_view path =
-      path_start == std::string_view::npos ? std::string_view() : rest.substr(path_start);
-  if (authority.find('@') != std::string_view::npos) {
-    return Invalid(url, "user info ('user@') is not supported");
-  }
-  if (authority.empty()) return Invalid(url, "no host");
-
-  OtlpEndpoint ep;
-  bool ipv6 = false;
-  std::string_view port_text;
-  bool has_port = false;
-  if (authority.front() == '[') {
-    const size_t close = authority.find(']');
-    if (close == std::string_view::npos) return Invalid(url, "IPv6 address without ']'");
-    ep.host.assign(authority.substr(1, close - 1));
-    in6_addr addr;
-    if (inet_pton(AF_INET6, ep.host.c_str(), &addr) != 1) {
-      return Invalid(url, "\"" + ep.host + "\" is not an IPv6 address");
-    }
-    ipv6 = true;
-    const std::string_view after = authority.substr(close + 1);
-    if (!after.empty()) {
-      if (after.front() != ':') return Invalid(url, "unexpected text after ']'");
-      has_port = true;
-      port_text = after.substr(1);
-    }
-  } else {
-    const size_t colon = authority.find(':');
-    if (colon != std::string_view::npos &&
-        authority.find(':', colon + 1) != std::string_view::npos) {
-      return Invalid(url, "an IPv6 address must be in brackets, as http://[::1]:4318");
-    }
-    ep.host.assign(authority.substr(0, colon));
-    if (colon != std::string_view::npos) {
-      has_port = true;
-      port_text = authority.substr(colon + 1);
-    }
-    if (ep.host.empty()) return Invalid(url, "no host");
-    if (ep.host.size() > 253 || !std::all_of(ep.host.begin(), ep.host.end(), IsHostNameChar)) {
-      return Invalid(url, "\"" + ep.host + "\" is not a host name or IPv4 address");
-    }
-  }
-  if (has_port) {
-    int port = 0;
-    bool ok = !port_text.empty() && port_text.size() <= 5;
-    for (char c : port_text) {
-      if (c < '0' || c > '9') ok = false;
-      port = ok ? port * 10 + (c - '0') : 0;
-    }
-    if (!ok || port < 1 || port > 65535) {
-      return Invalid(
-          url, "port must be a number from 1 to 65535, not \"" + std::string(port_text) + "\"");
-    }
-    ep.port = static_cast<uint16_t>(port);
-  }
-  if (path.empty()) {
-    ep.path = "/v1/traces";
-  } else if (path.front() == '?') {
-    ep.path = "/" + std::string(path);
-  } else {
-    ep.path.assign(path);
-  }
-  ep.host_header = (ipv6 ? "[" + ep.host + "]" : ep.host) + ":" + std::to_string(ep.port);
-  return ep;
+  Result<HttpUrl> parsed = ParseHttpUrl(url, "OTLP endpoint");
+  if (!parsed.ok()) return parsed.status();
+  if (parsed->path.empty()) parsed->path = "/v1/traces";
+  return std::move(parsed).value();
 }
 
-// One HTTP/1.1 connection to the endpoint, reopened as needed. Used only by the
-// exporter thread. Every wait is a poll() bounded by the caller's deadline and by the
-// exporter's stop deadline, and wakes early when Shutdown writes to the wake pipe.
-class Exporter::HttpClient {
- public:
-  HttpClient(const OtlpEndpoint& endpoint, int wake_fd, const std::atomic<int64_t>& stop_ns)
-      : endpoint_(endpoint), wake_fd_(wake_fd), stop_ns_(stop_ns) {}
-  ~HttpClient() { Close(); }
-
-  // Sends one POST of `body` and reads the whole answer before deadline_ns. Returns
-  // the status code (any, 2xx or not), or kUnavailable saying why there is none.
-  Result<int> Post(std::string_view body, int64_t deadline_ns);
-
- private:
-  Status Connect(int64_t deadline_ns);
-  Status Wait(short events, int64_t deadline_ns);
-  Status SendAll(std::string_view data, int64_t deadline_ns);
-  Status ReadMore(int64_t deadline_ns);
-  Status ReadLine(std::string* line, int64_t deadline_ns);
-  Status Skip(size_t n, int64_t deadline_ns);
-  Status ReadResponse(int64_t deadline_ns, int* code, bool* keep_alive);
-  bool IdleConnectionUsable() const;
-  void Close();
-
-  const OtlpEndpoint& endpoint_;
-  const int wake_fd_;
-  const std::atomic<int64_t>& stop_ns_;
-  int fd_ = -1;
-  std::string in_;            // received, not yet consumed
-  bool peer_closed_ = false;  // the last failure was EOF/reset/EPIPE from the peer
-  size_t received_ = 0;       // answer bytes received for the current POST
-};
-
-void Exporter::HttpClient::Close() {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
-  in_.clear();
-}
-
-bool Exporter::HttpClient::IdleConnectionUsable() const {
-  // An idle connection must have nothing to read: readable means the collector closed
-  // it (EOF) or sent something unasked.
-  pollfd p{fd_, POLLIN | POLLRDHUP, 0};
-  return ::poll(&p, 1, 0) == 0;
-}
-
-Status Exporter::HttpClient::Wait(short events, int64_t deadline_ns) {
-  for (;;) {
-    const int64_t stop = stop_ns_.load();
-    const int64_t limit = std::min(deadline_ns, stop);
-    const int64_t now = SteadyNowNs();
-    if (now >= limit) {
-      return Status(Code::kUnavailable, limit == stop && stop < deadline_ns
-                                            ? "aborted: exporter shutting down"
-                                            : "timed out");
-    }
-    const int64_t wait_ms = std::min<int64_t>((limit - now + kNanosPerMilli - 1) / kNanosPerMilli,
-                                              std::numeric_limits<int>::max());
-    pollfd p[2] = {{fd_, events, 0}, {wake_fd_, POLLIN, 0}};
-    const int n = ::poll(p, 2, static_cast<int>(wait_ms));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Status(Code::kUnavailable, "poll: " + ErrnoText(errno));
-    }
-    if (p[1].revents != 0) {
-      char buf[64];
-      while (::read(wake_fd_, buf, sizeof buf) > 0) {
-      }
-    }
-    // Errors and hang-ups count as ready: the next call on the socket reports them.
-    if (p[0].revents != 0) return Status::Ok();
-  }
-}
-
-Status Exporter::HttpClient::Connect(int64_t deadline_ns) {
-  Close();
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_NUMERICSERV;
-  addrinfo* list = nullptr;
-  const std::string port = std::to_string(endpoint_.port);
-  const int gai = ::getaddrinfo(endpoint_.host.c_str(), port.c_str(), &hints, &list);
-  if (gai != 0) {
-    return Status(Code::kUnavailable, "resolve " + endpoint_.host + ": " + ::gai_strerror(gai));
-  }
-  std::string why = "no address";
-  for (addrinfo* ai = list; ai != nullptr; ai = ai->ai_next) {
-    fd_ = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
-    if (fd_ < 0) {
-      why = "socket: " + ErrnoText(errno);
-      continue;
-    }
-    int err = 0;
-    if (::connect(fd_, ai->ai_addr, ai->ai_addrlen) != 0) {
-      err = errno;
-      if (err == EINPROGRESS) {
-        Status st = Wait(POLLOUT, deadline_ns);
-        if (!st.ok()) {
-          Close();
-          ::freeaddrinfo(list);
-          return Status(Code::kUnavailable,
-                        "connect to " + endpoint_.host_header + ": " + st.message());
-        }
-        socklen_t len = sizeof err;
-        if (::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
-      }
-    }
-    if (err == 0) {
-      const int one = 1;
-      ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-      ::freeaddrinfo(list);
-      return Status::Ok();
-    }
-    why = ErrnoText(err);
-    Close();
-  }
-  ::freeaddrinfo(list);
-  return Status(Code::kUnavailable, "connect to " + endpoint_.host_header + ": " + why);
-}
-
-Status Exporter::HttpClient::SendAll(std::string_view data, int64_t deadline_ns) {
-  while (!data.empty()) {
-    const ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
-    if (n > 0) {
-      data.remove_prefix(static_cast<size_t>(n));
-      continue;
-    }
-    const int err = n < 0 ? errno : EPIPE;
-    if (err == EINTR) continue;
-    if (err == EAGAIN || err == EWOULDBLOCK) {
-      Status st = Wait(POLLOUT, deadline_ns);
-      if (!st.ok()) return Status(Code::kUnavailable, "send: " + st.message());
-      continue;
-    }
-    peer_closed_ = err == EPIPE || err == ECONNRESET;
-    return Status(Code::kUnavailable, "send: " + ErrnoText(err));
-  }
-  return Status::Ok();
-}
-
-Status Exporter::HttpClient::ReadMore(int64_t deadline_ns) {
-  char buf[16 << 10];
-  for (;;) {
-    const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-    if (n > 0) {
-      in_.append(buf, static_cast<size_t>(n));
-      received_ += static_cast<size_t>(n);
-      return Status::Ok();
-    }
-    if (n == 0) {
-      peer_closed_ = true;
-      return Status(Code::kUnavailable, "connection closed by the collector");
-    }
-    if (errno == EINTR) continue;
-    if (errno != EAGAIN && errno != EWOULDBLOCK) {
-      peer_closed_ = errno == ECONNRESET;
-      return Status(Code::kUnavailable, "receive: " + ErrnoText(errno));
-    }
-    Status st = Wait(POLLIN, deadline_ns);
-    if (!st.ok()) return Status(Code::kUnavailable, "waiting for the answer: " + st.message());
-  }
-}
-
-Status Exporter::HttpClient::ReadLine(std::string* line, int64_t deadline_ns) {
-  size_t eol;
-  while ((eol = in_.find("\r\n")) == std::string::npos) {
-    if (in_.size() > kMaxResponseHeaderBytes) {
-      return Status(Code::kUnavailable, "answer line too long");
-    }
-    Status st = ReadMore(deadline_ns);
-    if (!st.ok()) return st;
-  }
-  line->assign(in_, 0, eol);
-  in_.erase(0, eol + 2);
-  return Status::Ok();
-}
-
-Status Exporter::HttpClient::Skip(size_t n, int64_t deadline_ns) {
-  while (in_.size() < n) {
-    n -= in_.size();
-    in_.clear();
-    Status st = ReadMore(deadline_ns);
-    if (!st.ok()) return st;
-  }
-  in_.erase(0, n);
-  return Status::Ok();
-}
-
-Status Exporter::HttpClient::ReadResponse(int64_t deadline_ns, int* code, bool* keep_alive) {
-  auto broken = [](std::string why) {
-    return Status(Code::kUnavailable, "malformed answer: " + std::move(why));
-  };
-  std::string line;
-  for (;;) {  // once per answer; 1xx interim answers are skipped
-    Status st = ReadLine(&line, deadline_ns);
-    if (!st.ok()) return st;
-    // "HTTP/1.1 200 OK"
-    if (line.size() < 12 || line.compare(0, 7, "HTTP/1.") != 0 || line[8] != ' ' ||
-        !std::isdigit(static_cast<unsigned char>(line[9])) ||
-        !std::isdigit(static_cast<unsigned char>(line[10])) ||
-        !std::isdigit(static_cast<unsigned char>(line[11])) ||
-        (line.size() > 12 && line[12] != ' ')) {
-      return broken("status line \"" + line.substr(0, 80) + "\"");
-    }
-    const bool http10 = line[7] == '0';
-    *code = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
-
-    bool chunked = false, has_length = false, close = http10, keep = false;
-    size_t length = 0;
-    size_t header_bytes = 0;
-    for (;;) {
-      st = ReadLine(&line, deadline_ns);
-      if (!st.ok()) return st;
-      if (line.empty()) break;
-      header_bytes += line.size();
-      if (header_bytes > kMaxResponseHeaderBytes) return broken("headers too large");
-      const size_t colon = line.find(':');
-      if (colon == std::string::npos) return broken("header without ':'");
-      const std::string_view name = TrimSpaces(std::string_view(line).substr(0, colon));
-      const std::string_view value = TrimSpaces(std::string_view(line).substr(colon + 1));
-      if (EqualsIgnoreCase(name, "content-length")) {
-        size_t v = 0;
-        if (value.empty() || value.size() > 12) return broken("Content-Length");
-        for (char c : value) {
-          if (c < '0' || c > '9') return broken("Content-Length");
-          v = v * 10 + static_cast<size_t>(c - '0');
-        }
-        if (has_length && v != length) return broken("two Content-Lengths");
-        has_length = true;
-        length = v;
-      } else if (EqualsIgnoreCase(name, "transfer-encoding")) {
-        chunked = HasToken(value, "chunked");
-        if (!chunked) return broken("unsupported Transfer-Encoding");
-      } else if (EqualsIgnoreCase(name, "connection")) {
-        if (HasToken(value, "close")) close = true;
-        if (HasToken(value, "keep-alive")) keep = true;
-      }
-    }
-    if (*code >= 100 && *code < 200) {
-      if (*code == 101) return broken("unexpected 101 Switching Protocols");
-      continue;
-    }
-    *keep_alive = http10 ? (keep && !close) : !close;
-    if (*code == 204 || *code == 304) return Status::Ok();
-    if (chunked) {
-      size_t total = 0;
-      for (;;) {
-        st = ReadLine(&line, deadline_ns);
-        if (!st.ok()) return st;
-        const std::string_view size_text =
-            TrimSpaces(std::string_view(line).substr(0, line.find(';')));
-        size_t size = 0;
-        if (size_text.empty() || size_text.size() > 8) return broken("chunk size");
-        for (char c : size_text) {
-          const char l = Lower(c);
-          const int digit = (l >= '0' && l <= '9')   ? l - '0'
-                            : (l >= 'a' && l <= 'f') ? l - 'a' + 10
-                                                     : -1;
-          if (digit < 0) return broken("chunk size");
-          size = size * 16 + static_cast<size_t>(digit);
-        }
-        if (size == 0) break;
-        total += size;
-        if (total > kMaxResponseBodyBytes) return broken("body too large");
-        st = Skip(size, deadline_ns);
-        if (st.ok()) st = ReadLine(&line, deadline_ns);
-        if (!st.ok()) return st;
-        if (!line.empty()) return broken("chunk not followed by CRLF");
-      }
-      do {  // trailers, up to the empty line
-        st = ReadLine(&line, deadline_ns);
-        if (!st.ok()) return st;
-      } while (!line.empty());
-    } else if (has_length) {
-      if (length > kMaxResponseBodyBytes) return broken("body too large");
-      st = Skip(length, deadline_ns);
-      if (!st.ok()) return st;
-    } else {
-      // The body runs to the end of the connection.
-      *keep_alive = false;
-      for (;;) {
-        in_.clear();
-        if (received_ > kMaxResponseBodyBytes + kMaxResponseHeaderBytes) {
-          return broken("body too large");
-        }
-        st = ReadMore(deadline_ns);
-        if (!st.ok()) {
-          if (peer_closed_) return Status::Ok();
-          return st;
-        }
-      }
-    }
-    // Bytes beyond the answer were never asked for: do not reuse the connection.
-    if (!in_.empty()) *keep_alive = false;
-    return Status::Ok();
-  }
-}
-
-Result<int> Exporter::HttpClient::Post(std::string_view body, int64_t deadline_ns) {
-  std::string request;
-  request.reserve(body.size() + 256);
-  request.append("POST ").append(endpoint_.path).append(" HTTP/1.1\r\nHost: ");
-  request.append(endpoint_.host_header);
-  request.append("\r\nContent-Type: application/json\r\nContent-Length: ");
-  request.append(std::to_string(body.size()));
-  request.append("\r\nUser-Agent: resonance/").append(kScopeVersion).append("\r\n\r\n");
-  request.append(body);
-
-  bool reused = fd_ >= 0;
-  if (reused && !IdleConnectionUsable()) {
-    Close();
-    reused = false;
-  }
-  for (;;) {
-    peer_closed_ = false;
-    received_ = 0;
-    in_.clear();
-    Status st;
-    if (fd_ < 0) st = Connect(deadline_ns);
-    if (st.ok()) st = SendAll(request, deadline_ns);
-    int code = 0;
-    bool keep_alive = false;
-    if (st.ok()) st = ReadResponse(deadline_ns, &code, &keep_alive);
-    if (st.ok()) {
-      if (!keep_alive) Close();
-      return code;
-    }
-    // A kept-alive connection the collector dropped just as we reused it: one more try
-    // on a fresh connection. Anything else (a timeout, a partial answer) is a failure.
-    const bool retry = reused && peer_closed_ && received_ == 0;
-    Close();
-    if (!retry) return st;
-    reused = false;
-  }
-}
-
-Exporter::Exporter(ExporterOptions options, OtlpEndpoint endpoint, int wake_read_fd,
-                   int wake_write_fd)
+Exporter::Exporter(ExporterOptions options, std::unique_ptr<HttpPoster> poster)
     : options_(std::move(options)),
-      endpoint_(std::move(endpoint)),
-      wake_read_fd_(wake_read_fd),
-      wake_write_fd_(wake_write_fd),
+      poster_(std::move(poster)),
       stop_deadline_ns_(std::numeric_limits<int64_t>::max()) {}
 
 Result<std::unique_ptr<Exporter>> Exporter::Start(ExporterOptions options) {
@@ -522,12 +47,13 @@ Result<std::unique_ptr<Exporter>> Exporter::Start(ExporterOptions options) {
   if (options.batch_size == 0) return Status(Code::kInvalidArgument, "batch_size must be >= 1");
   if (options.flush_ms < 0) return Status(Code::kInvalidArgument, "flush_ms must be >= 0");
   if (options.timeout_ms <= 0) return Status(Code::kInvalidArgument, "timeout_ms must be >= 1");
-  int fds[2];
-  if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) {
-    return Status(Code::kInternal, "OTLP exporter: pipe: " + ErrnoText(errno));
+  Result<std::unique_ptr<HttpPoster>> poster = HttpPoster::Create(
+      std::move(endpoint).value(),
+      HttpPosterOptions{"collector", "exporter", "resonance/" + std::string(kScopeVersion)});
+  if (!poster.ok()) {
+    return Status(Code::kInternal, "OTLP exporter: " + poster.status().message());
   }
-  std::unique_ptr<Exporter> exporter(
-      new Exporter(std::move(options), std::move(*endpoint), fds[0], fds[1]));
+  std::unique_ptr<Exporter> exporter(new Exporter(std::move(options), std::move(poster).value()));
   // The thread blocks every signal: a process that takes SIGTERM with sigwait in one
   // thread (the worker) must not have it delivered here, where its default action
   // would end the process without a drain.
@@ -544,11 +70,7 @@ Result<std::unique_ptr<Exporter>> Exporter::Start(ExporterOptions options) {
   return exporter;
 }
 
-Exporter::~Exporter() {
-  Shutdown(0);
-  ::close(wake_read_fd_);
-  ::close(wake_write_fd_);
-}
+Exporter::~Exporter() { Shutdown(0); }
 
 void Exporter::Push(Span span) {
   const int64_t now = SteadyNowNs();
@@ -577,8 +99,7 @@ void Exporter::Shutdown(int grace_ms) {
     stopping_ = true;
   }
   cv_.notify_one();
-  const char byte = 1;
-  [[maybe_unused]] ssize_t n = ::write(wake_write_fd_, &byte, 1);  // full pipe: already woken
+  poster_->AbortAt(deadline);  // cuts a POST in flight short once the grace is over
   std::lock_guard<std::mutex> join_lock(join_mu_);
   if (thread_.joinable()) thread_.join();
 }
@@ -605,11 +126,10 @@ void Exporter::TakeBatchLocked(std::vector<Span>* batch) {
   }
 }
 
-bool Exporter::ExportBatch(HttpClient& client, const std::vector<Span>& batch,
-                           int64_t deadline_ns) {
+bool Exporter::ExportBatch(const std::vector<Span>& batch, int64_t deadline_ns) {
   const std::string body =
       EncodeOtlpJson(batch, options_.service_name, options_.resource_attributes);
-  Result<int> code = client.Post(body, deadline_ns);
+  Result<int> code = poster_->Post(poster_->server().path, "application/json", body, deadline_ns);
   std::string error;
   if (!code.ok()) {
     error = code.status().message();
@@ -627,7 +147,6 @@ bool Exporter::ExportBatch(HttpClient& client, const std::vector<Span>& batch,
 }
 
 void Exporter::Run() {
-  HttpClient client(endpoint_, wake_read_fd_, stop_deadline_ns_);
   std::mt19937_64 jitter_rng{std::random_device{}()};
   const int64_t flush_ns = int64_t{options_.flush_ms} * kNanosPerMilli;
   const int64_t timeout_ns = int64_t{options_.timeout_ms} * kNanosPerMilli;
@@ -656,7 +175,7 @@ void Exporter::Run() {
     if (stopping_) break;
     TakeBatchLocked(&batch);
     lock.unlock();
-    const bool ok = ExportBatch(client, batch, SteadyNowNs() + timeout_ns);
+    const bool ok = ExportBatch(batch, SteadyNowNs() + timeout_ns);
     if (ok) {
       backoff_ns = 0;
       retry_at = 0;
@@ -675,7 +194,7 @@ void Exporter::Run() {
     TakeBatchLocked(&batch);
     lock.unlock();
     const int64_t deadline = std::min(SteadyNowNs() + timeout_ns, stop_deadline_ns_.load());
-    const bool ok = ExportBatch(client, batch, deadline);
+    const bool ok = ExportBatch(batch, deadline);
     lock.lock();
     if (!ok) break;
   }

@@ -13,24 +13,20 @@
 #include <vector>
 
 #include "core/status.h"
+#include "observe/http_post.h"
 #include "observe/trace.h"
 
 namespace resonance::trace {
 
-// Where an OTLP/HTTP collector listens, taken apart from its URL.
-struct OtlpEndpoint {
-  std::string host;  // a name or an IP literal, without IPv6 brackets
-  uint16_t port = 80;
-  std::string path;         // starts with '/'; "/v1/traces" when the URL has none
-  std::string host_header;  // "host:port", IPv6 in brackets
-};
+// Where an OTLP/HTTP collector listens, taken apart from its URL. path starts with
+// '/': "/v1/traces" when the URL has none.
+using OtlpEndpoint = HttpUrl;
 
-// Reads "http://host[:port][/path]". host is a DNS name, an IPv4 literal or an IPv6
-// literal in brackets; port defaults to 80 (URL rules, not OTLP's 4318) and must be
-// 1..65535; an empty path becomes "/v1/traces", any other path is kept as written
-// (query included). kInvalidArgument, saying what is wrong, for: another scheme (https
-// included: there is no TLS here), no host, user info, a bad port, an IPv6 address
-// without brackets, a fragment, spaces or control characters.
+// ParseHttpUrl (observe/http_post.h) with OTLP's default path: reads
+// "http://host[:port][/path]"; port defaults to 80 (URL rules, not OTLP's 4318); an
+// empty path becomes "/v1/traces", any other path is kept as written (query
+// included). kInvalidArgument, saying what is wrong ("OTLP endpoint \"<url>\": ..."),
+// for whatever ParseHttpUrl refuses.
 Result<OtlpEndpoint> ParseOtlpEndpoint(std::string_view url);
 
 struct ExporterOptions {
@@ -96,24 +92,22 @@ class Exporter {
   std::string last_error() const;
 
  private:
-  class HttpClient;  // one keep-alive connection to the endpoint; otlp_exporter.cc
-
   struct Queued {
     int64_t pushed_ns;  // steady clock
     Span span;
   };
 
-  Exporter(ExporterOptions options, OtlpEndpoint endpoint, int wake_read_fd, int wake_write_fd);
+  Exporter(ExporterOptions options, std::unique_ptr<HttpPoster> poster);
   void Run();
   // Moves up to batch_size spans from the front of queue_ into *batch.
   void TakeBatchLocked(std::vector<Span>* batch);
   // POSTs one batch before `deadline_ns` and counts the outcome; true on 2xx.
-  bool ExportBatch(HttpClient& client, const std::vector<Span>& batch, int64_t deadline_ns);
+  bool ExportBatch(const std::vector<Span>& batch, int64_t deadline_ns);
 
   const ExporterOptions options_;
-  const OtlpEndpoint endpoint_;
-  const int wake_read_fd_;   // the thread polls it beside its socket
-  const int wake_write_fd_;  // Shutdown writes a byte here to cut a POST short
+  // The endpoint and its one keep-alive connection. Post only from the thread;
+  // Shutdown calls AbortAt to cut a POST short.
+  const std::unique_ptr<HttpPoster> poster_;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
