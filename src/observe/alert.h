@@ -37,6 +37,22 @@ struct Alert {
 // FNV-1a over the name and the sorted labels, as 16 lowercase hex digits.
 std::string Fingerprint(const std::string& name, const Labels& labels);
 
+// The alert as one JSON object, no newline; keys in this order, labels and
+// annotations in their (sorted) order, times RFC 3339 (null while unset), the
+// fingerprint computed when the alert has none:
+// {"name":"QueueDepthCritical","state":"firing","severity":"critical",
+//  "labels":{"queue":"rpa"},"annotations":{"summary":"25 ready tasks in queue rpa"},
+//  "value":25,"threshold":21,"active_since":"2026-11-22T18:00:00.000000Z",
+//  "firing_since":"2026-11-22T18:01:00.000000Z","resolved_at":null,
+//  "fingerprint":"16802cc81ace4792"}
+std::string AlertJson(const Alert& alert);
+
+// One line for people: "[FIRING]", "[RESOLVED]" or "[PENDING]", the name, the
+// severity in parentheses, the labels other than alertname and severity as k=v, then
+// ": " and the summary annotation if there is one. Control characters become spaces.
+//   [FIRING] QueueDepthCritical (critical) queue=rpa: 25 ready tasks in queue rpa
+std::string AlertText(const Alert& alert);
+
 // A place alerts go to. Deliver is called on every transition to firing and to
 // resolved (the engine's thread, under no lock of the engine); Refresh is called every
 // resend interval with every firing alert, for sinks that must repeat them
