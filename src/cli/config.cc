@@ -58,6 +58,37 @@ class TableReader {
   TableReader(const toml::value& root, std::string name) : name_(std::move(name)) {
     if (root.contains(name_)) table_ = &root.at(name_);
   }
+  // A nested table already found; `path` names it in messages ("alerts.rules.X").
+  TableReader(const toml::value* table, std::string path) : name_(std::move(path)), table_(table) {}
+  const toml::value* table() const { return table_; }
+  const toml::value* Find(const char* key) const {
+    if (!table_ || !table_->is_table() || !table_->contains(key)) return nullptr;
+    return &table_->at(key);
+  }
+  // A table of strings, e.g. labels = { team = "rpa" }.
+  Status StringMap(const char* key, std::vector<std::pair<std::string, std::string>>& out) const {
+    const toml::value* v = Find(key);
+    if (!v) return Status::Ok();
+    if (!v->is_table()) return Error(key, "must be a table of strings");
+    out.clear();
+    for (const auto& [k, item] : v->as_table()) {
+      if (!item.is_string()) return Error(std::string(key) + "." + k, "must be a string");
+      out.emplace_back(k, item.as_string().str);
+    }
+    return Status::Ok();
+  }
+  Status Number(const char* key, double& out) const {
+    const toml::value* v = Find(key);
+    if (!v) return Status::Ok();
+    if (v->is_floating()) {
+      out = v->as_floating();
+    } else if (v->is_integer()) {
+      out = static_cast<double>(v->as_integer());
+    } else {
+      return Error(key, "must be a number");
+    }
+    return Status::Ok();
+  }
   Status Check(const std::set<std::string>& known) const {
     if (!table_) return Status::Ok();
     if (!table_->is_table()) return Error("", "must be a table");
@@ -107,10 +138,6 @@ class TableReader {
   }
 
  private:
-  const toml::value* Find(const char* key) const {
-    if (!table_ || !table_->is_table() || !table_->contains(key)) return nullptr;
-    return &table_->at(key);
-  }
   std::string name_;
   const toml::value* table_ = nullptr;
 };
@@ -167,6 +194,109 @@ Status ReadObservability(const toml::value& root, Config& c) {
   return Status::Ok();
 }
 
+// One [alerts.rules.NAME] table over `r` (a built-in's defaults, or a new rule).
+Status ReadRule(const TableReader& t, RuleSpec& r) {
+  int64_t for_s = r.for_ / kMicrosPerSecond, hold_s = -1;
+  if (r.hold) hold_s = *r.hold / kMicrosPerSecond;
+  bool baseline = r.use_baseline, target = r.use_target;
+  for (Status s : {t.Check({"enabled", "signal", "op", "threshold", "baseline", "target",
+                            "window_minutes", "min_samples", "warning_at", "critical_at", "for_s",
+                            "hold_s", "severity", "labels", "annotations", "queues",
+                            "per_action"}),
+                   t.Bool("per_action", r.per_action),
+                   t.Bool("enabled", r.enabled), t.String("signal", r.signal),
+                   t.String("op", r.op), t.Number("threshold", r.threshold),
+                   t.Bool("baseline", baseline), t.Bool("target", target),
+                   t.Int("window_minutes", 1, 7 * 24 * 60, r.window_minutes),
+                   t.Int("min_samples", 0, 1LL << 40, r.min_samples),
+                   t.Int("warning_at", 0, 1LL << 40, r.warning_at),
+                   t.Int("critical_at", 0, 1LL << 40, r.critical_at),
+                   t.Int("for_s", 0, 30 * 24 * 3600, for_s), t.Int("hold_s", 0, 30 * 24 * 3600, hold_s),
+                   t.String("severity", r.severity), t.StringMap("labels", r.labels)}) {
+    if (!s.ok()) return s;
+  }
+  std::vector<std::pair<std::string, std::string>> annotations;
+  if (Status s = t.StringMap("annotations", annotations); !s.ok()) return s;
+  for (auto& [k, v] : annotations) {  // override or add, keep the rest
+    bool found = false;
+    for (auto& [ek, ev] : r.annotations) {
+      if (ek == k) {
+        ev = v;
+        found = true;
+      }
+    }
+    if (!found) r.annotations.emplace_back(k, v);
+  }
+  r.use_baseline = baseline;
+  r.use_target = target;
+  r.for_ = for_s * kMicrosPerSecond;
+  if (hold_s >= 0) r.hold = hold_s * kMicrosPerSecond;
+  if (const toml::value* queues = t.Find("queues")) {
+    if (!queues->is_table()) return t.Error("queues", "must be a table of queue tables");
+    for (const auto& [name, q] : queues->as_table()) {
+      TableReader qt(&q, "alerts.rules." + r.name + ".queues." + name);
+      if (!q.is_table()) return qt.Error("", "must be a table");
+      auto band = std::make_pair(r.warning_at, r.critical_at);
+      for (Status s : {qt.Check({"warning_at", "critical_at"}),
+                       qt.Int("warning_at", 0, 1LL << 40, band.first),
+                       qt.Int("critical_at", 0, 1LL << 40, band.second)}) {
+        if (!s.ok()) return s;
+      }
+      r.queue_bands[name] = band;
+    }
+  }
+  return ValidateRule(r);
+}
+
+Status ReadAlerts(const toml::value& root, AlertsConfig& a) {
+  TableReader t(root, "alerts");
+  for (Status s : {t.Check({"enabled", "interval_ms", "hold_s", "resend_s", "rules", "sinks"}),
+                   t.Bool("enabled", a.enabled), t.Int("interval_ms", 10, 3600000, a.interval_ms),
+                   t.Int("hold_s", 0, 86400, a.hold_s), t.Int("resend_s", 1, 86400, a.resend_s)}) {
+    if (!s.ok()) return s;
+  }
+  if (const toml::value* rules = t.Find("rules")) {
+    if (!rules->is_table()) return t.Error("rules", "must be a table of rule tables");
+    for (const auto& [name, table] : rules->as_table()) {
+      TableReader rt(&table, "alerts.rules." + name);
+      if (!table.is_table()) return rt.Error("", "must be a table");
+      RuleSpec* r = nullptr;
+      for (RuleSpec& b : a.rules) {
+        if (b.name == name) r = &b;
+      }
+      if (!r) {
+        a.rules.push_back(RuleSpec{});
+        r = &a.rules.back();
+        r->name = name;
+        if (!rt.Find("signal")) return rt.Error("signal", "a new rule needs a signal");
+        r->annotations = {{"summary", name + " {{value}} (threshold {{threshold}})"}};
+      }
+      if (Status s = ReadRule(rt, *r); !s.ok()) return s;
+    }
+  }
+  if (const toml::value* sinks = t.Find("sinks")) {
+    if (!sinks->is_array()) return t.Error("sinks", "must be an array of tables ([[alerts.sinks]])");
+    a.sinks.clear();
+    int i = 0;
+    for (const auto& item : sinks->as_array()) {
+      TableReader st(&item, "alerts.sinks[" + std::to_string(i++) + "]");
+      if (!item.is_table()) return st.Error("", "must be a table");
+      AlertSinkConfig sc;
+      for (Status s : {st.Check({"type", "url"}), st.String("type", sc.type), st.String("url", sc.url)}) {
+        if (!s.ok()) return s;
+      }
+      if (sc.type != "log" && sc.type != "file" && sc.type != "alertmanager" && sc.type != "webhook") {
+        return st.Error("type", "must be log, file, alertmanager or webhook");
+      }
+      if ((sc.type == "alertmanager" || sc.type == "webhook") && sc.url.rfind("http://", 0) != 0) {
+        return st.Error("url", "must be an http:// URL");
+      }
+      a.sinks.push_back(std::move(sc));
+    }
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status SplitHostPort(const std::string& listen, std::string& host, uint16_t& port) {
@@ -197,7 +327,7 @@ Result<Config> LoadConfig(const std::string& path) {
         "listen", "data_dir", "durability", "max_body_bytes", "header_timeout_ms",
         "body_timeout_ms", "sweep_interval_ms", "io_threads", "shutdown_grace_ms",
         "ledger_checkpoint_every", "worker_heartbeat_ms", "worker_lost_after_ms", "retry", "actions", "handlers", "pools", "supervisor",
-        "logging", "metrics", "tracing", "baselines"};
+        "logging", "metrics", "tracing", "baselines", "alerts"};
     for (const auto& [key, v] : root.as_table()) {
       if (!kKnown.count(key)) return Bad(path, key + ": unknown key");
     }
@@ -263,6 +393,7 @@ Result<Config> LoadConfig(const std::string& path) {
       }
     }
     if (Status s = ReadObservability(root, c); !s.ok()) return Bad(path, s.message());
+    if (Status s = ReadAlerts(root, c.alerts); !s.ok()) return Bad(path, s.message());
   } catch (const std::exception& e) {
     return Bad(path, e.what());
   }

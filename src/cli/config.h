@@ -5,6 +5,7 @@
 #include "core/baselines.h"
 #include "core/retry_policy.h"
 #include "core/status.h"
+#include "engine/alert_rules.h"
 #include "observe/log.h"
 #include "store/store.h"
 
@@ -37,6 +38,20 @@ struct TracingConfig {
   int timeout_ms = 2000;
 };
 
+// [alerts] (docs/alerts.md).
+struct AlertSinkConfig {
+  std::string type;  // log, file, alertmanager, webhook
+  std::string url;   // alertmanager: its base URL; webhook: where to POST
+};
+struct AlertsConfig {
+  bool enabled = true;
+  int interval_ms = 5000;  // one evaluation round
+  int hold_s = 60;         // a firing alert resolves after this long clear
+  int resend_s = 300;      // firing alerts are sent to Alertmanager again this often
+  std::vector<RuleSpec> rules = BuiltinRules();
+  std::vector<AlertSinkConfig> sinks = {{"log", ""}, {"file", ""}};
+};
+
 // Everything `resonance server` reads from resonance.toml (docs/configuration.md lists
 // every key with its default). Value type.
 struct Config {
@@ -57,6 +72,7 @@ struct Config {
   MetricsConfig metrics;
   TracingConfig tracing;
   BaselineOptions baselines;  // [baselines]
+  AlertsConfig alerts;        // [alerts]
 };
 
 // Reads a TOML file. kInvalidArgument naming the key (and the file) on a wrong type,

@@ -12,6 +12,7 @@
 #include <functional>
 #include <iostream>
 
+#include "cli/alert_loop.h"
 #include "cli/commands.h"
 #include "cli/config.h"
 #include "engine/engine.h"
@@ -91,6 +92,34 @@ class Sweeper {
   Engine& engine_;
   std::chrono::milliseconds interval_;
 };
+
+// The p99 of the commits since the last call, from the commit-time histogram's
+// cumulative buckets (linear within the bucket); nullopt when none happened.
+std::function<std::optional<double>()> CommitP99Since(metrics::Histogram* h) {
+  if (!h) return nullptr;
+  auto last = std::make_shared<metrics::Histogram::Snapshot>(h->Read());
+  return [h, last]() -> std::optional<double> {
+    metrics::Histogram::Snapshot now = h->Read();
+    const uint64_t count = now.count - last->count;
+    std::optional<double> out;
+    if (count > 0) {
+      const double rank = 0.99 * static_cast<double>(count);
+      const auto& bounds = h->bounds();
+      for (size_t i = 0; i < now.cumulative.size(); ++i) {
+        const double below = i == 0 ? 0 : static_cast<double>(now.cumulative[i - 1] - last->cumulative[i - 1]);
+        const double upto = static_cast<double>(now.cumulative[i] - last->cumulative[i]);
+        if (upto >= rank) {
+          const double lo = i == 0 ? 0 : bounds[i - 1];
+          const double hi = i < bounds.size() ? bounds[i] : bounds.back();
+          out = upto > below ? lo + (hi - lo) * (rank - below) / (upto - below) : hi;
+          break;
+        }
+      }
+    }
+    *last = std::move(now);
+    return out;
+  };
+}
 
 // Scrape-time figures: engine gauges, dead letters (from the store), and the
 // tallies of the tracer and the logger.
@@ -247,8 +276,23 @@ int RunServer(const ServerFlags& flags) {
 
   if (registry) RegisterServerCollectors(*registry, *engine_metrics, engine, **store, pools,
                                         tracer->get());
+  std::unique_ptr<AlertLoop> alert_loop;
+  if (config.alerts.enabled) {
+    SignalSources sources;
+    for (const auto& p : pools) sources.pool_targets[p.name] = p.workers;
+    sources.commit_p99 = CommitP99Since(commit_seconds);
+    sources.baselines = config.baselines;
+    alert_loop = std::make_unique<AlertLoop>(config.alerts, config.data_dir, engine, **store,
+                                             std::move(sources));
+    if (Status s = alert_loop->Start(); !s.ok()) {
+      std::cerr << "resonance: alerts: " << s.message() << "\n";
+      return 2;
+    }
+    if (registry) alert_loop->RegisterMetrics(*registry);
+  }
   http::Api api(engine, **store, clock, server.io(),
-                {config.data_dir, registry.get(), tracer->get(), config.baselines});
+                {config.data_dir, registry.get(), tracer->get(), config.baselines,
+                 alert_loop ? &alert_loop->engine() : nullptr});
   api.Register(router);
   if (Status s = server.Listen(); !s.ok()) {
     std::cerr << "resonance: " << s.message() << "\n";
@@ -277,6 +321,7 @@ int RunServer(const ServerFlags& flags) {
     server.Shutdown(config.shutdown_grace_ms);
   });
   server.Run();
+  if (alert_loop) alert_loop->Stop();
   (*store)->Close();
   fs::remove(addr_file, ec);
   if (*tracer) (*tracer)->Shutdown(2000);

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -168,6 +169,13 @@ class Engine {
   Micros worker_heartbeat() const { return options_.worker_heartbeat; }
   Micros worker_lost_after() const { return options_.worker_lost_after; }
 
+  // Re-registrations of known worker ids (restarts) since `since`, by pool ("none"
+  // for workers that named no pool). The last day is kept.
+  std::map<std::string, int> RestartsSince(Micros since);
+
+  // Appends an event that is about no task (alerts, ...) to the ledger.
+  void RecordEvent(std::string kind, std::string data, Done done);
+
   // Answers every waiting lease with no tasks (used at shutdown).
   void ReleaseWaiters();
 
@@ -248,6 +256,7 @@ class Engine {
   std::vector<TaskId> settled_keys_;     // guarded by settled_mu_
   std::vector<TaskId> settled_deletes_;  // guarded by settled_mu_
   std::deque<Waiter> waiters_;                              // guarded by mu_
+  std::deque<std::pair<Micros, std::string>> restarts_;     // (when, pool); guarded by mu_
   LedgerChain chain_;                                       // guarded by mu_
   std::mt19937_64 rng_;                                     // guarded by mu_
   std::atomic<bool> failed_{false};  // a commit failed: no more writes

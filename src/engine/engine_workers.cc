@@ -12,13 +12,36 @@ void Engine::RegisterWorker(WorkerRegistration r, Done done) {
   uint32_t w = 0;
   const bool again = workers_.WasRegistered(r.name);
   if (Status s = workers_.Register(r, now, &w); !s.ok()) return done(s);
-  if (again && options_.metrics) options_.metrics->WorkerRestarted(r.pool);
+  if (again) {
+    if (options_.metrics) options_.metrics->WorkerRestarted(r.pool);
+    restarts_.emplace_back(now, r.pool.empty() ? "none" : r.pool);
+    while (!restarts_.empty() && restarts_.front().first < now - 24 * 3600 * kMicrosPerSecond) {
+      restarts_.pop_front();
+    }
+  }
   std::string data;
   JsonWriter j(data);
   j.BeginObject().Key("worker").String(r.name).Key("pool").String(r.pool);
   j.Key("pid").Int(r.pid).Key("host").String(r.host).EndObject();
   WriteBatch batch;
   AppendEvent(batch, now, "worker.registered", 0, std::move(data));
+  SubmitLocked(std::move(batch), std::move(done));
+}
+
+std::map<std::string, int> Engine::RestartsSince(Micros since) {
+  auto lock = Lock();
+  std::map<std::string, int> out;
+  for (const auto& [when, pool] : restarts_) {
+    if (when >= since) ++out[pool];
+  }
+  return out;
+}
+
+void Engine::RecordEvent(std::string kind, std::string data, Done done) {
+  auto lock = Lock();
+  if (failed_) return done(Status(Code::kUnavailable, "store failed; restart the server"));
+  WriteBatch batch;
+  AppendEvent(batch, clock_.Now(), std::move(kind), 0, std::move(data));
   SubmitLocked(std::move(batch), std::move(done));
 }
 

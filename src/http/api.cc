@@ -74,6 +74,7 @@ void Api::Register(Router& r) {
   r.Add("GET", "/api/health", bind(&Api::Health));
   r.Add("GET", "/api/stats", bind(&Api::Stats));
   r.Add("GET", "/api/baselines", bind(&Api::Baselines));
+  r.Add("GET", "/api/alerts", bind(&Api::Alerts));
   r.Add("GET", "/healthz", [](Request&, Respond respond) {
     respond(JsonReply(200, R"({"status":"ok"})"));
   });

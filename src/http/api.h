@@ -12,6 +12,7 @@
 #include "engine/engine.h"
 #include "http/request.h"
 #include "http/router.h"
+#include "observe/alert_engine.h"
 #include "observe/metrics.h"
 #include "store/store.h"
 
@@ -35,6 +36,8 @@ class Api {
     // Receives task.enqueue and task.finish spans; nullptr = off.
     trace::Exporter* tracer = nullptr;
     BaselineOptions baselines;  // GET /api/baselines
+    // GET /api/alerts reads it; nullptr = alerting is off (the route answers empty lists).
+    const alerts::AlertEngine* alerts = nullptr;
   };
   // Where a span about a task hangs in its trace.
   struct SpanOrigin {
@@ -79,6 +82,7 @@ class Api {
   // History (api_stats.cc).
   void Stats(Request& req, Respond respond);
   void Baselines(Request& req, Respond respond);
+  void Alerts(Request& req, Respond respond);
   void Ready(Request& req, Respond respond);
 
   // Runs fn on the io context: at once when called there (the server delivers store

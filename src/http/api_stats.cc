@@ -1,5 +1,6 @@
 // Api: task history (GET /api/stats) and learned baselines (GET /api/baselines), both
-// read from the store's per-minute history (docs/stats.md).
+// read from the store's per-minute history (docs/stats.md), and the alerts they feed
+// (GET /api/alerts, docs/alerts.md).
 #include <charconv>
 #include <map>
 
@@ -154,6 +155,32 @@ void Api::Baselines(Request& req, Respond respond) {
       respond(JsonReply(200, std::move(body)));
     });
   });
+}
+
+void Api::Alerts(Request& req, Respond respond) {
+  auto limit = QueryInt(req, "history", 100, 0, 500);
+  if (!limit.ok()) return respond(ErrorReply(limit.status()));
+  std::vector<alerts::Alert> active, history;
+  if (options_.alerts) {
+    active = options_.alerts->Active();
+    history = options_.alerts->History();
+  }
+  std::string body;
+  JsonWriter w(body);
+  w.BeginObject().Key("enabled").Bool(options_.alerts != nullptr);
+  for (auto state : {alerts::AlertState::kFiring, alerts::AlertState::kPending}) {
+    w.Key(state == alerts::AlertState::kFiring ? "firing" : "pending").BeginArray();
+    for (const auto& a : active) {
+      if (a.state == state) w.Raw(alerts::AlertJson(a));
+    }
+    w.EndArray();
+  }
+  w.Key("history").BeginArray();
+  for (size_t i = 0; i < history.size() && i < static_cast<size_t>(*limit); ++i) {
+    w.Raw(alerts::AlertJson(history[i]));
+  }
+  w.EndArray().EndObject();
+  respond(JsonReply(200, std::move(body)));
 }
 
 }  // namespace resonance::http
