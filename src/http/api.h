@@ -33,6 +33,8 @@ class Api {
     metrics::Registry* metrics = nullptr;
     // Receives task.enqueue and task.finish spans; nullptr = off.
     trace::Exporter* tracer = nullptr;
+    // Live event streams write a keep-alive comment after this much silence.
+    int sse_keepalive_ms = 15000;
   };
   // Where a span about a task hangs in its trace.
   struct SpanOrigin {
@@ -75,6 +77,9 @@ class Api {
   void Ledger(Request& req, Respond respond);
   void Health(Request& req, Respond respond);
   void Ready(Request& req, Respond respond);
+  // Live events over SSE (api_events.cc).
+  void Events(Request& req, Respond respond);
+  void TaskEvents(Request& req, Respond respond);
 
   // Runs fn on the io context: at once when called there (the server delivers store
   // callbacks on it), else posted (from the store's writer thread, say).
