@@ -125,7 +125,7 @@ std::function<std::optional<double>()> CommitP99Since(metrics::Histogram* h) {
 // tallies of the tracer and the logger.
 void RegisterServerCollectors(metrics::Registry& r, EngineMetrics& em, Engine& engine,
                               Store& store, const std::vector<supervise::PoolSpec>& pools,
-                              trace::Exporter* tracer) {
+                              trace::Exporter* tracer, const EventHub& events) {
   std::vector<std::string> names;
   auto& target = r.AddGauge("resonance_workers_target",
                             "Workers the [[pools]] table of the server's config asks for.",
@@ -142,7 +142,13 @@ void RegisterServerCollectors(metrics::Registry& r, EngineMetrics& em, Engine& e
                                       "Spans lost: queue_full or export_failed.", {"reason"});
   auto& log_dropped = r.AddScrapedCounter("resonance_log_lines_dropped_total",
                                           "Log lines dropped because the writer fell behind.");
+  auto& sse_clients = r.AddGauge("resonance_sse_clients", "Open live event streams (SSE).");
+  auto& sse_dropped = r.AddScrapedCounter(
+      "resonance_sse_clients_dropped_total",
+      "Event streams closed because the client fell behind by more than sse_client_buffer_bytes.");
   r.OnScrape([&, tracer] {
+    sse_clients.With({}).Set(static_cast<double>(events.subscribers()));
+    sse_dropped.With({}).Set(static_cast<double>(events.dropped_total()));
     if (auto n = store.CountTasks(TaskState::kDead); n.ok()) {
       dead.With({}).Set(static_cast<double>(*n));
     }
@@ -240,6 +246,9 @@ int RunServer(const ServerFlags& flags) {
   server_options.tracer = tracer->get();
   server_options.access_log = config.logging.access_log;
 
+  // Live event streams hold subscriptions until the server's sessions are gone: the hub
+  // outlives the server.
+  EventHub events({static_cast<size_t>(config.sse_client_buffer_bytes)});
   // The io context exists before the store so committed groups can be delivered to it.
   http::Router router;
   http::Server server(router, server_options);
@@ -268,6 +277,7 @@ int RunServer(const ServerFlags& flags) {
   engine_options.worker_heartbeat = config.worker_heartbeat_ms * kMicrosPerMilli;
   engine_options.worker_lost_after = config.worker_lost_after_ms * kMicrosPerMilli;
   engine_options.metrics = engine_metrics.get();
+  engine_options.events = &events;
   Engine engine(**store, clock, engine_options);
   if (Status s = engine.Recover(); !s.ok()) {
     std::cerr << "resonance: recovery failed: " << s.message() << "\n";
@@ -275,7 +285,7 @@ int RunServer(const ServerFlags& flags) {
   }
 
   if (registry) RegisterServerCollectors(*registry, *engine_metrics, engine, **store, pools,
-                                        tracer->get());
+                                        tracer->get(), events);
   std::unique_ptr<AlertLoop> alert_loop;
   if (config.alerts.enabled) {
     SignalSources sources;
@@ -291,8 +301,8 @@ int RunServer(const ServerFlags& flags) {
     if (registry) alert_loop->RegisterMetrics(*registry);
   }
   http::Api api(engine, **store, clock, server.io(),
-                {config.data_dir, registry.get(), tracer->get(), config.baselines,
-                 alert_loop ? &alert_loop->engine() : nullptr});
+                {config.data_dir, registry.get(), tracer->get(), config.sse_keepalive_ms,
+                 config.baselines, alert_loop ? &alert_loop->engine() : nullptr});
   api.Register(router);
   if (Status s = server.Listen(); !s.ok()) {
     std::cerr << "resonance: " << s.message() << "\n";

@@ -141,7 +141,10 @@ void Engine::AppendEvent(WriteBatch& batch, Micros now, std::string kind, TaskId
   }
 }
 
-void Engine::SubmitLocked(WriteBatch batch, Done done) {
+void Engine::SubmitLocked(WriteBatch batch, Done done, std::vector<StreamEvent> ephemeral) {
+  if (options_.events && options_.events->active()) {
+    done = PublishWhenDurable(batch, std::move(ephemeral), std::move(done));
+  }
   store_.Submit(std::move(batch), [this, done = std::move(done)](const Status& s) {
     if (s.ok()) {
       if (done) done(s);
@@ -449,14 +452,19 @@ void Engine::Heartbeat(const std::string& id_text, const std::string& lease,
   u.lease = LeaseText(t.lease);
   u.lease_expires_at = t.lease_expires_at;
   u.worker = workers_.Name(t.worker);
+  std::vector<StreamEvent> progress_event;  // for live streams; not in the ledger
   if (!progress.empty()) {
+    if (options_.events && options_.events->active()) {
+      progress_event.push_back({0, now, "task.progress", u.id, progress});
+    }
     u.fields |= TaskUpdate::kProgress;
     u.progress = std::move(progress);
   }
   WriteBatch batch;
   batch.mutations.push_back(UpdateTask{std::move(u)});
   HeartbeatReply reply{t.lease_expires_at, t.cancel_requested};
-  SubmitLocked(std::move(batch), [done, reply](const Status& s) { done(s, reply); });
+  SubmitLocked(std::move(batch), [done, reply](const Status& s) { done(s, reply); },
+               std::move(progress_event));
 }
 
 TaskState Engine::FailLive(LiveTask& t, ErrorClass cls, const std::string& message,

@@ -20,6 +20,7 @@
 #include "core/task.h"
 #include "core/task_id.h"
 #include "engine/engine_metrics.h"
+#include "engine/event_hub.h"
 #include "engine/live_task.h"
 #include "engine/worker_registry.h"
 #include "ledger/chain.h"
@@ -35,6 +36,9 @@ struct EngineOptions {
   // Counted when the engine decides a change (before it is durable; a failed commit
   // leaves the server unhealthy anyway). Not owned; nullptr = no metrics.
   EngineMetrics* metrics = nullptr;
+  // Receives every committed ledger record and task progress (engine_events.cc). Not
+  // owned; must outlive the engine. nullptr = no live events.
+  EventHub* events = nullptr;
 };
 
 // A task as a producer asks for it. Validate with ValidateNewTask before Enqueue.
@@ -179,6 +183,14 @@ class Engine {
   // Answers every waiting lease with no tasks (used at shutdown).
   void ReleaseWaiters();
 
+  // Live events (engine_events.cc). Subscribes to options.events under the engine's
+  // lock and sets *last_seq to the ledger's last seq at that moment: every record after
+  // it will be delivered to the subscription, and every record up to it was submitted
+  // before (so it is durable once a Barrier submitted afterwards is done). nullptr when
+  // the engine has no hub.
+  std::unique_ptr<EventSubscription> Subscribe(EventFilter filter, std::function<void()> wake,
+                                               int64_t* last_seq);
+
   // Queues with something in them or paused; every queue seen when include_empty.
   std::vector<QueueInfo> Queues(bool include_empty = false);
   std::optional<QueueInfo> QueueByName(const std::string& name);
@@ -220,7 +232,11 @@ class Engine {
   void ReleaseLeasesOf(uint32_t worker, ErrorClass cls, const std::string& message, Micros now,
                        WriteBatch& batch, std::vector<TaskId>& finished_with_key);
   void AppendEvent(WriteBatch& batch, Micros now, std::string kind, TaskId id, std::string data);
-  void SubmitLocked(WriteBatch batch, Done done);
+  // Submits the batch; with event subscribers, its ledger records and then `ephemeral`
+  // are published once it is durable.
+  void SubmitLocked(WriteBatch batch, Done done, std::vector<StreamEvent> ephemeral = {});
+  // Wraps done so it first publishes the batch's events (engine_events.cc).
+  Done PublishWhenDurable(const WriteBatch& batch, std::vector<StreamEvent> ephemeral, Done done);
   // Forgets idempotency keys of tasks that turned terminal, once that is durable.
   // Store callbacks never take mu_ (the store may call back on the submitting thread,
   // which holds it): they queue their effects in settled_*, which Lock() applies.

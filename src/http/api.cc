@@ -44,6 +44,7 @@ void Api::Register(Router& r) {
   r.Add("GET", "/api/tasks", bind(&Api::ListTasks));
   r.Add("POST", "/api/tasks/batch", bind(&Api::EnqueueBatch));
   r.Add("GET", "/api/tasks/{id}", bind(&Api::GetTask));
+  r.Add("GET", "/api/tasks/{id}/events", bind(&Api::TaskEvents));
   r.Add("POST", "/api/tasks/{id}/cancel", bind(&Api::CancelTask));
   r.Add("POST", "/api/tasks/{id}/heartbeat", bind(&Api::Heartbeat));
   r.Add("POST", "/api/tasks/{id}/complete", bind(&Api::Complete));
@@ -71,6 +72,7 @@ void Api::Register(Router& r) {
   r.Add("POST", "/api/workers/{id}/heartbeat", bind(&Api::WorkerHeartbeat));
   r.Add("POST", "/api/workers/{id}/deregister", bind(&Api::DeregisterWorker));
   r.Add("GET", "/api/ledger", bind(&Api::Ledger));
+  r.Add("GET", "/api/events", bind(&Api::Events));
   r.Add("GET", "/api/health", bind(&Api::Health));
   r.Add("GET", "/api/stats", bind(&Api::Stats));
   r.Add("GET", "/api/baselines", bind(&Api::Baselines));

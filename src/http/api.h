@@ -35,6 +35,8 @@ class Api {
     metrics::Registry* metrics = nullptr;
     // Receives task.enqueue and task.finish spans; nullptr = off.
     trace::Exporter* tracer = nullptr;
+    // Live event streams write a keep-alive comment after this much silence.
+    int sse_keepalive_ms = 15000;
     BaselineOptions baselines;  // GET /api/baselines
     // GET /api/alerts reads it; nullptr = alerting is off (the route answers empty lists).
     const alerts::AlertEngine* alerts = nullptr;
@@ -84,6 +86,9 @@ class Api {
   void Baselines(Request& req, Respond respond);
   void Alerts(Request& req, Respond respond);
   void Ready(Request& req, Respond respond);
+  // Live events over SSE (api_events.cc).
+  void Events(Request& req, Respond respond);
+  void TaskEvents(Request& req, Respond respond);
 
   // Runs fn on the io context: at once when called there (the server delivers store
   // callbacks on it), else posted (from the store's writer thread, say).

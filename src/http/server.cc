@@ -27,6 +27,14 @@ class Server::Session : public std::enable_shared_from_this<Session> {
 
   void Start() { ReadHeader(); }
 
+  // Server shutdown: ends a streaming reply now (posted to the session's strand).
+  void EndStreamSoon() {
+    net::post(stream_.get_executor(), [self = shared_from_this()] {
+      self->stream_ending_ = true;
+      self->EndStream();
+    });
+  }
+
  private:
   void ReadHeader() {
     if (server_.stopping_) return Close();
@@ -85,6 +93,7 @@ class Server::Session : public std::enable_shared_from_this<Session> {
     req_.request_id = !rid.empty() && rid.size() <= 200 && IsPrintable(rid)
                           ? std::string(rid)
                           : trace::NewSpanId();
+    req_.last_event_id = std::string(msg["Last-Event-ID"]);
     auto tp = msg["traceparent"];
     if (!trace::ParseTraceparent(std::string_view(tp.data(), tp.size()), &req_.trace_id,
                                  &req_.parent_span)) {
@@ -143,6 +152,7 @@ class Server::Session : public std::enable_shared_from_this<Session> {
   }
 
   void Write(Reply r) {
+    if (r.stream) return WriteStream(std::move(r));
     auto res = std::make_shared<bhttp::response<bhttp::string_body>>();
     res->version(11);
     res->result(static_cast<unsigned>(r.status));
@@ -166,6 +176,116 @@ class Server::Session : public std::enable_shared_from_this<Session> {
                          if (!self->keep_alive_) return self->Close();
                          self->ReadHeader();
                        });
+  }
+
+  // A streaming reply (Server-Sent Events). The header goes out without Content-Length
+  // and with Connection: close; the body is whatever the source produces, one write in
+  // flight at a time, until it ends, the client goes away or the server stops. Close-
+  // delimited rather than chunked: an event stream is never followed by another request
+  // on its connection, so chunk framing would buy nothing, and every HTTP/1.x client
+  // and proxy reads a close-delimited body. Counted, logged and traced when it ends.
+  void WriteStream(Reply r) {
+    auto res = std::make_shared<bhttp::response<bhttp::empty_body>>();
+    res->version(11);
+    res->result(static_cast<unsigned>(r.status));
+    res->set(bhttp::field::server, "resonance");
+    res->set(bhttp::field::content_type, r.content_type);
+    res->set("X-Request-ID", req_.request_id);
+    res->set("X-Trace-ID", req_.trace_id);
+    res->set("traceparent", trace::FormatTraceparent(req_.trace_id, req_.span_id));
+    for (auto& [k, v] : r.headers) res->set(k, v);
+    res->keep_alive(false);
+    keep_alive_ = false;
+    source_ = std::move(r.stream);
+    stream_status_ = r.status;
+    if (!server_.AddStream(shared_from_this())) stream_ending_ = true;  // stopping
+    keepalive_ = std::make_unique<net::steady_timer>(stream_.get_executor());
+    source_->Start([weak = weak_from_this()] {
+      if (auto self = weak.lock()) self->Wake();
+    });
+    stream_writing_ = true;
+    bhttp::async_write(stream_, *res,
+                       [self = shared_from_this(), res](beast::error_code ec, size_t) {
+                         // end_of_stream only says the message asked to close.
+                         if (ec == bhttp::error::end_of_stream) ec = {};
+                         self->OnStreamWritten(ec, 0, false);
+                       });
+    WatchClient();
+  }
+
+  void WriteChunk(std::string chunk, bool last) {
+    stream_writing_ = true;
+    auto buf = std::make_shared<std::string>(std::move(chunk));
+    net::async_write(stream_, net::buffer(*buf),
+                     [self = shared_from_this(), buf, last](beast::error_code ec, size_t n) {
+                       self->OnStreamWritten(ec, n, last);
+                     });
+  }
+
+  void OnStreamWritten(beast::error_code ec, size_t n, bool last) {
+    stream_writing_ = false;
+    stream_bytes_ += n;
+    last_write_ = std::chrono::steady_clock::now();
+    if (ec || last || stream_ending_) return EndStream();
+    Pump();
+  }
+
+  // Asks for a Pump on the strand; from any thread. One post at a time.
+  void Wake() {
+    if (wake_posted_.exchange(true)) return;
+    net::post(stream_.get_executor(), [self = shared_from_this()] { self->Pump(); });
+  }
+
+  void Pump() {
+    wake_posted_ = false;
+    if (stream_done_) return;
+    if (stream_ending_ || source_->Abandoned()) return EndStream();
+    if (stream_writing_) return;
+    std::string chunk;
+    const StreamSource::State state = source_->Pull(&chunk);
+    const bool last = state == StreamSource::State::kEnd;
+    if (!chunk.empty()) return WriteChunk(std::move(chunk), last);
+    if (last) return EndStream();
+    if (state == StreamSource::State::kMore) return Wake();  // yield to other work first
+    ArmKeepAlive();
+  }
+
+  // Writes the source's keep-alive once keepalive_ms passed since the last write.
+  void ArmKeepAlive() {
+    const int ms = source_->keepalive_ms();
+    if (ms <= 0 || keepalive_armed_ || stream_done_) return;
+    keepalive_armed_ = true;
+    keepalive_->expires_at(last_write_ + std::chrono::milliseconds(ms));
+    keepalive_->async_wait([self = shared_from_this(), ms](beast::error_code ec) {
+      self->keepalive_armed_ = false;
+      // A write under way re-arms through Pump when it is done.
+      if (ec || self->stream_done_ || self->stream_writing_) return;
+      if (std::chrono::steady_clock::now() - self->last_write_ < std::chrono::milliseconds(ms)) {
+        return self->ArmKeepAlive();
+      }
+      self->WriteChunk(self->source_->KeepAlive(), false);
+    });
+  }
+
+  // A stream's client sends nothing more; end or error means it went away.
+  void WatchClient() {
+    if (!discard_) discard_ = std::make_unique<std::array<char, 16384>>();
+    stream_.async_read_some(net::buffer(*discard_),
+                            [self = shared_from_this()](beast::error_code ec, size_t) {
+                              if (ec) return self->EndStream();
+                              self->WatchClient();
+                            });
+  }
+
+  void EndStream() {
+    if (stream_done_) return;
+    stream_done_ = true;
+    source_->Stop();
+    server_.RemoveStream(this);
+    if (keepalive_) keepalive_->cancel();
+    Observe(stream_status_, stream_bytes_);
+    --server_.in_flight_;
+    Close();
   }
 
   // An answer before the body was read: the connection cannot be reused. The unread
@@ -274,6 +394,17 @@ class Server::Session : public std::enable_shared_from_this<Session> {
   std::unique_ptr<std::array<char, 16384>> discard_;
   std::chrono::steady_clock::time_point started_;
   int64_t start_unix_nano_ = 0;
+  // A streaming reply; on the strand except wake_posted_.
+  std::shared_ptr<StreamSource> source_;
+  std::unique_ptr<net::steady_timer> keepalive_;
+  std::chrono::steady_clock::time_point last_write_ = std::chrono::steady_clock::now();
+  int stream_status_ = 200;
+  size_t stream_bytes_ = 0;
+  bool stream_writing_ = false;
+  bool stream_ending_ = false;  // the server is stopping: end at the next chance
+  bool stream_done_ = false;
+  bool keepalive_armed_ = false;
+  std::atomic<bool> wake_posted_{false};
 };
 
 Server::Server(const Router& router, ServerOptions options)
@@ -334,9 +465,30 @@ void Server::Shutdown(int grace_ms) {
     if (stopping_.exchange(true)) return;
     beast::error_code ec;
     acceptor_.close(ec);
+    // Streams never finish on their own: end them so the drain is not held up.
+    std::vector<std::shared_ptr<Session>> streams;
+    {
+      std::lock_guard lock(streams_mu_);
+      for (auto& [ptr, weak] : streams_) {
+        if (auto s = weak.lock()) streams.push_back(std::move(s));
+      }
+    }
+    for (auto& s : streams) s->EndStreamSoon();
     drain_timer_ = std::make_unique<net::steady_timer>(io_);
     DrainThenStop(std::chrono::steady_clock::now() + std::chrono::milliseconds(grace_ms));
   });
+}
+
+bool Server::AddStream(const std::shared_ptr<Session>& s) {
+  std::lock_guard lock(streams_mu_);
+  if (stopping_) return false;
+  streams_.emplace(s.get(), s);
+  return true;
+}
+
+void Server::RemoveStream(Session* s) {
+  std::lock_guard lock(streams_mu_);
+  streams_.erase(s);
 }
 
 void Server::DrainThenStop(std::chrono::steady_clock::time_point deadline) {

@@ -8,8 +8,10 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "core/status.h"
@@ -43,7 +45,10 @@ struct ServerOptions {
 // every answer (the traceparent names this request's http.server span). Each answered
 // request is counted, timed, logged (access line) and traced when those are on.
 // Handlers may answer later from any thread (the answer is posted back to the
-// connection). Start/Stop from one thread; the router must outlive the server.
+// connection). A reply may be a stream (Reply::stream, request.h): it is counted,
+// logged and traced when it ends, with the bytes streamed. Start/Stop from one thread;
+// the router must outlive the server, and whatever stream sources hold must outlive
+// the server too (sessions are destroyed with its io context).
 class Server {
  public:
   Server(const Router& router, ServerOptions options);
@@ -56,8 +61,9 @@ class Server {
 
   // Runs the io threads until Stop; blocks the caller (which is one of them).
   void Run();
-  // Stops accepting, lets in-flight requests finish (up to grace_ms), then stops the
-  // io threads. Safe from any thread (e.g. a signal handler's strand).
+  // Stops accepting, ends every streaming reply at once, lets in-flight requests
+  // finish (up to grace_ms), then stops the io threads. Safe from any thread (e.g. a
+  // signal handler's strand).
   void Shutdown(int grace_ms);
 
   // Open connections and requests being answered (for health and shutdown).
@@ -67,6 +73,9 @@ class Server {
   class Session;
   void Accept();
   void DrainThenStop(std::chrono::steady_clock::time_point deadline);
+  // Streaming sessions, ended by Shutdown. AddStream is false once stopping.
+  bool AddStream(const std::shared_ptr<Session>& s);
+  void RemoveStream(Session* s);
 
   const Router& router_;
   ServerOptions options_;
@@ -76,6 +85,8 @@ class Server {
   std::atomic<size_t> in_flight_{0};
   std::atomic<bool> stopping_{false};
   std::unique_ptr<boost::asio::steady_timer> drain_timer_;
+  std::mutex streams_mu_;
+  std::unordered_map<Session*, std::weak_ptr<Session>> streams_;  // guarded by streams_mu_
   metrics::Family<metrics::Counter>* requests_ = nullptr;
   metrics::Family<metrics::Histogram>* durations_ = nullptr;
 };

@@ -192,6 +192,8 @@ Result<std::unique_ptr<WebhookSink>> WebhookSink::Start(WebhookOptions options) 
   pthread_sigmask(SIG_SETMASK, &all, &old);
   try {
     sink->thread_ = std::thread([s = sink.get()] { s->Run(); });
+    // Named here, not in Run: the name is there as soon as the thread exists.
+    pthread_setname_np(sink->thread_.native_handle(), "resonance-alert");
   } catch (const std::system_error& e) {
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
     return Status(Code::kInternal, std::string("webhook sink: thread: ") + e.what());
@@ -257,7 +259,6 @@ void WebhookSink::Refresh(const std::vector<Alert>& firing) {
 }
 
 void WebhookSink::Run() {
-  pthread_setname_np(pthread_self(), "resonance-alert");
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });

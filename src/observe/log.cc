@@ -276,6 +276,8 @@ class Sink {
     pthread_sigmask(SIG_SETMASK, &all, &old);
     try {
       thread_ = std::thread([this] { Run(); });
+      // Named here, not in Run: the name is there as soon as the thread exists.
+      pthread_setname_np(thread_.native_handle(), "resonance-log");
       std::atexit([] { Get().Shutdown(); });
     } catch (const std::system_error&) {
       shut_down_ = true;  // no thread to be had: every line is written in place
@@ -284,7 +286,6 @@ class Sink {
   }
 
   void Run() {
-    pthread_setname_np(pthread_self(), "resonance-log");
     std::unique_lock<std::mutex> lock(mu_);
     for (;;) {
       cv_.wait(lock, [this] { return stop_ || !pending_.empty(); });
