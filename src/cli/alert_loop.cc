@@ -10,12 +10,21 @@
 
 namespace resonance::cli {
 
-AlertLoop::AlertLoop(const AlertsConfig& config, const std::string& data_dir, Engine& engine,
-                     Store& store, SignalSources sources)
+namespace {
+SignalSources WithCanaries(SignalSources s, CanaryRunner& canaries) {
+  s.canaries = [&canaries] { return canaries.States(); };
+  return s;
+}
+}  // namespace
+
+AlertLoop::AlertLoop(const AlertsConfig& config, std::vector<CanaryConfig> canaries,
+                     const std::string& data_dir, Engine& engine, Store& store,
+                     SignalSources sources)
     : config_(config),
       data_dir_(data_dir),
       engine_(engine),
-      evaluator_(config.rules, engine, store, std::move(sources)) {}
+      canaries_(std::move(canaries), engine, store),
+      evaluator_(config.rules, engine, store, WithCanaries(std::move(sources), canaries_)) {}
 
 AlertLoop::~AlertLoop() { Stop(); }
 
@@ -79,6 +88,28 @@ void AlertLoop::RegisterMetrics(metrics::Registry& registry) {
       firing.With({key.first, key.second}).Set(n);
     }
   });
+  auto& runs = registry.AddScrapedCounter("resonance_canary_runs_total",
+                                          "Canary results by queue: ok, failed, missing.",
+                                          {"queue", "outcome"});
+  auto& latency = registry.AddGauge("resonance_canary_latency_seconds",
+                                    "Enqueue to finish of the last finished canary.", {"queue"});
+  auto& success = registry.AddGauge("resonance_canary_last_success_timestamp_seconds",
+                                    "Unix time of the last canary that succeeded (0: none yet).",
+                                    {"queue"});
+  auto& failing = registry.AddGauge("resonance_canary_failing",
+                                    "1 while the last canary of the queue failed or went missing.",
+                                    {"queue"});
+  registry.OnScrape([this, &runs, &latency, &success, &failing] {
+    for (const CanaryState& c : canaries_.States()) {
+      for (const char* outcome : {"ok", "failed", "missing"}) {
+        auto it = c.runs.find(outcome);
+        runs.With({c.queue, outcome}).Set(it == c.runs.end() ? 0 : static_cast<double>(it->second));
+      }
+      latency.With({c.queue}).Set(c.last_latency_s);
+      success.With({c.queue}).Set(static_cast<double>(c.last_success) / kMicrosPerSecond);
+      failing.With({c.queue}).Set(c.failing() ? 1 : 0);
+    }
+  });
 }
 
 void AlertLoop::Run() {
@@ -91,6 +122,7 @@ void AlertLoop::Run() {
   while (!cv_.wait_for(lock, interval, [this] { return stop_; })) {
     lock.unlock();
     const Micros now = clock.Now();
+    canaries_.Tick(now);
     auto round = evaluator_.Measure(now);
     if (round.ok()) {
       alerts_->Evaluate(now, *round, evaluator_.Timings(hold));

@@ -21,8 +21,9 @@ namespace resonance::cli {
 // resend_s. Owns its sinks. Start once; Stop (or the destructor) joins the thread.
 class AlertLoop {
  public:
-  AlertLoop(const AlertsConfig& config, const std::string& data_dir, Engine& engine, Store& store,
-            SignalSources sources);
+  // The loop also runs the canaries (each round, before the rules).
+  AlertLoop(const AlertsConfig& config, std::vector<CanaryConfig> canaries,
+            const std::string& data_dir, Engine& engine, Store& store, SignalSources sources);
   ~AlertLoop();
 
   // kInvalidArgument when a sink cannot be made (bad URL).
@@ -30,7 +31,8 @@ class AlertLoop {
   void Stop();
 
   const alerts::AlertEngine& engine() const { return *alerts_; }
-  // resonance_alerts_firing{alertname,severity}, read at scrape time.
+  // resonance_alerts_firing{alertname,severity} and the canary families, read at
+  // scrape time.
   void RegisterMetrics(metrics::Registry& registry);
 
  private:
@@ -39,6 +41,7 @@ class AlertLoop {
   AlertsConfig config_;
   std::string data_dir_;
   Engine& engine_;
+  CanaryRunner canaries_;
   RuleEvaluator evaluator_;
   std::vector<std::unique_ptr<alerts::Sink>> sinks_;
   std::unique_ptr<alerts::AlertEngine> alerts_;

@@ -248,6 +248,30 @@ Status ReadRule(const TableReader& t, RuleSpec& r) {
   return ValidateRule(r);
 }
 
+Status ReadCanaries(const toml::value& root, std::vector<CanaryConfig>& out) {
+  if (!root.contains("canaries")) return Status::Ok();
+  const toml::value& list = root.at("canaries");
+  if (!list.is_array()) {
+    return Status(Code::kInvalidArgument, "canaries: must be an array of tables ([[canaries]])");
+  }
+  std::set<std::string> seen;
+  int i = 0;
+  for (const auto& item : list.as_array()) {
+    TableReader t(&item, "canaries[" + std::to_string(i++) + "]");
+    if (!item.is_table()) return t.Error("", "must be a table");
+    CanaryConfig c;
+    for (Status s : {t.Check({"queue", "interval_s", "timeout_s"}), t.String("queue", c.queue),
+                     t.Int("interval_s", 1, 7 * 86400, c.interval_s),
+                     t.Int("timeout_s", 1, 86400, c.timeout_s)}) {
+      if (!s.ok()) return s;
+    }
+    if (c.queue.empty() || c.queue.size() > 200) return t.Error("queue", "must be 1 to 200 characters");
+    if (!seen.insert(c.queue).second) return t.Error("queue", "a second canary for queue " + c.queue);
+    out.push_back(std::move(c));
+  }
+  return Status::Ok();
+}
+
 Status ReadAlerts(const toml::value& root, AlertsConfig& a) {
   TableReader t(root, "alerts");
   for (Status s : {t.Check({"enabled", "interval_ms", "hold_s", "resend_s", "rules", "sinks"}),
@@ -328,7 +352,7 @@ Result<Config> LoadConfig(const std::string& path) {
         "body_timeout_ms", "sweep_interval_ms", "io_threads", "shutdown_grace_ms",
         "ledger_checkpoint_every", "worker_heartbeat_ms", "worker_lost_after_ms",
         "sse_keepalive_ms", "sse_client_buffer_bytes", "retry", "actions", "handlers", "pools",
-        "supervisor", "logging", "metrics", "tracing", "baselines", "alerts"};
+        "supervisor", "logging", "metrics", "tracing", "baselines", "alerts", "canaries"};
     for (const auto& [key, v] : root.as_table()) {
       if (!kKnown.count(key)) return Bad(path, key + ": unknown key");
     }
@@ -398,6 +422,7 @@ Result<Config> LoadConfig(const std::string& path) {
     }
     if (Status s = ReadObservability(root, c); !s.ok()) return Bad(path, s.message());
     if (Status s = ReadAlerts(root, c.alerts); !s.ok()) return Bad(path, s.message());
+    if (Status s = ReadCanaries(root, c.canaries); !s.ok()) return Bad(path, s.message());
   } catch (const std::exception& e) {
     return Bad(path, e.what());
   }

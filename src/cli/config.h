@@ -75,6 +75,7 @@ struct Config {
   TracingConfig tracing;
   BaselineOptions baselines;  // [baselines]
   AlertsConfig alerts;        // [alerts]
+  std::vector<CanaryConfig> canaries;  // [[canaries]]
 };
 
 // Reads a TOML file. kInvalidArgument naming the key (and the file) on a wrong type,

@@ -292,8 +292,8 @@ int RunServer(const ServerFlags& flags) {
     for (const auto& p : pools) sources.pool_targets[p.name] = p.workers;
     sources.commit_p99 = CommitP99Since(commit_seconds);
     sources.baselines = config.baselines;
-    alert_loop = std::make_unique<AlertLoop>(config.alerts, config.data_dir, engine, **store,
-                                             std::move(sources));
+    alert_loop = std::make_unique<AlertLoop>(config.alerts, config.canaries, config.data_dir,
+                                             engine, **store, std::move(sources));
     if (Status s = alert_loop->Start(); !s.ok()) {
       std::cerr << "resonance: alerts: " << s.message() << "\n";
       return 2;

@@ -47,6 +47,9 @@ std::optional<ErrorClass> ParseErrorClass(std::string_view s);
 constexpr int kDefaultMaxAttempts = 5;
 constexpr int kDefaultTimeoutS = 30;
 constexpr std::string_view kDefaultQueue = "default";
+// The action of the server's synthetic canary tasks; every worker answers it with a
+// built-in handler unless [handlers] configures it (docs/alerts.md, "Canary").
+constexpr std::string_view kCanaryAction = "resonance.canary";
 
 // Persisted in `tasks` (store/sqlite/schema.cc). Changing a field needs a new
 // migration there and a bump of kSchemaVersion. The full record: what the API shows.

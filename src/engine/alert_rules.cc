@@ -13,7 +13,8 @@ constexpr Micros kMinute = 60 * kMicrosPerSecond;
 const std::set<std::string>& KnownSignals() {
   static const std::set<std::string> s = {"success_rate",   "failure_rate",    "duration_p95",
                                           "dead_letters",   "queue_depth",     "rate_limited",
-                                          "workers_active", "worker_restarts", "store_commit_p99"};
+                                          "workers_active", "worker_restarts", "store_commit_p99",
+                                          "canary"};
   return s;
 }
 
@@ -92,6 +93,9 @@ std::vector<RuleSpec> BuiltinRules() {
   r = Rule("WorkerRestartLimit", "worker_restarts", ">", 5, "critical", 0,
            "workers of pool {{pool}} restarted {{value}} times in 10 minutes");
   r.window_minutes = 10;
+  rules.push_back(r);
+  r = Rule("CanaryFailing", "canary", ">", 0, "critical", 0,
+           "the canary on queue {{queue}} failed or did not finish in time");
   rules.push_back(r);
   r = Rule("StoreLatencyHigh", "store_commit_p99", ">", 0.25, "warning", 2 * kMinute,
            "p99 store commit time is {{value}} s");
@@ -291,6 +295,13 @@ Result<std::vector<alerts::Observation>> RuleEvaluator::Measure(Micros now) {
       for (const auto& [pool, n] :
            engine_.RestartsSince(now - static_cast<Micros>(r.window_minutes) * kMinute)) {
         emit({{"pool", pool}}, n, r.threshold, Compare(r.op, n, r.threshold), r.severity);
+      }
+    } else if (r.signal == "canary") {
+      if (!sources_.canaries) continue;
+      for (const CanaryState& c : sources_.canaries()) {
+        if (c.last_outcome.empty()) continue;  // no result yet
+        const double v = c.failing() ? 1 : 0;
+        emit({{"queue", c.queue}}, v, r.threshold, Compare(r.op, v, r.threshold), r.severity);
       }
     } else if (r.signal == "store_commit_p99") {
       if (!sources_.commit_p99) continue;

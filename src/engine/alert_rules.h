@@ -8,6 +8,7 @@
 
 #include "core/baselines.h"
 #include "core/status.h"
+#include "engine/canary.h"
 #include "observe/alert_engine.h"
 #include "store/store.h"
 
@@ -24,7 +25,8 @@ struct RuleSpec {
   // Signals: success_rate, failure_rate, duration_p95 (per queue and action, over
   // `window_minutes` of task history); dead_letters, queue_depth (per queue);
   // rate_limited (per queue and action, failures of that class in the window);
-  // workers_active, worker_restarts (per pool); store_commit_p99 (the server).
+  // workers_active, worker_restarts (per pool); store_commit_p99 (the server);
+  // canary (per canary queue: 1 while its last canary failed or went missing, else 0).
   std::string signal;
   std::string op = ">";          // >, >=, <, <=, !=
   double threshold = 0;
@@ -59,6 +61,7 @@ Status ValidateRule(const RuleSpec& r);
 struct SignalSources {
   std::map<std::string, int> pool_targets;            // [[pools]] name -> workers
   std::function<std::optional<double>()> commit_p99;  // seconds over the last interval
+  std::function<std::vector<CanaryState>()> canaries;  // [[canaries]], nullptr = none
   BaselineOptions baselines;
 };
 

@@ -16,7 +16,8 @@ TEST(AlertRulesTest, BuiltinRulesAreValidAndNamedOnce) {
   }
   for (const char* expected : {"SuccessRateBelowBaseline", "DurationAboveBaseline", "QueueDepth",
                                "WorkersOffTarget", "DeadLettersGrowing", "FailureRateHigh",
-                               "RateLimitedSpike", "WorkerRestartLimit", "StoreLatencyHigh"}) {
+                               "RateLimitedSpike", "WorkerRestartLimit", "StoreLatencyHigh",
+                               "CanaryFailing"}) {
     EXPECT_TRUE(names.count(expected)) << expected;
   }
 }

@@ -18,6 +18,15 @@ class NoopHandler final : public Handler {
   Outcome Run(const LeasedTask&, TaskContext&) override { return Outcome::Success(); }
 };
 
+class CanaryHandler final : public Handler {
+ public:
+  explicit CanaryHandler(std::string result) : result_(std::move(result)) {}
+  Outcome Run(const LeasedTask&, TaskContext&) override { return Outcome::Success(result_); }
+
+ private:
+  std::string result_;
+};
+
 class SleepHandler final : public Handler {
  public:
   Outcome Run(const LeasedTask& task, TaskContext& ctx) override {
@@ -168,6 +177,12 @@ std::unique_ptr<Handler> MakeBuiltinHandler(const HandlerConfig& config) {
     default:
       return nullptr;
   }
+}
+
+std::unique_ptr<Handler> MakeCanaryHandler(const std::string& worker_id) {
+  std::string result;
+  JsonWriter(result).BeginObject().Key("canary").String("ok").Key("worker").String(worker_id).EndObject();
+  return std::make_unique<CanaryHandler>(std::move(result));
 }
 
 }  // namespace resonance::worker

@@ -18,4 +18,9 @@ namespace resonance::worker {
 // A payload field of the wrong type fails the task as validation. Not thread-safe.
 std::unique_ptr<Handler> MakeBuiltinHandler(const HandlerConfig& config);
 
+// The canary's handler (kCanaryAction): succeeds at once with
+// {"canary":"ok","worker":<worker id>}, so the server measures the path through a
+// real worker (lease, run, report) and not a handler's work.
+std::unique_ptr<Handler> MakeCanaryHandler(const std::string& worker_id);
+
 }  // namespace resonance::worker

@@ -8,7 +8,7 @@ namespace resonance::worker {
 
 HandlerSet::HandlerSet(const WorkerConfig& config, Spawner& spawner, const Clock& clock,
                        const std::string& worker_id, int slot)
-    : config_(config) {
+    : config_(config), worker_id_(worker_id) {
   for (const auto& [action, hc] : config.handlers) {
     std::unique_ptr<Handler> h;
     switch (hc.type) {
@@ -28,7 +28,12 @@ HandlerSet::HandlerSet(const WorkerConfig& config, Spawner& spawner, const Clock
 
 Handler* HandlerSet::Find(std::string_view action) {
   auto it = handlers_.find(action);
-  return it == handlers_.end() ? nullptr : it->second.get();
+  if (it != handlers_.end()) return it->second.get();
+  if (action == kCanaryAction) {  // built in: the canary runs through every worker
+    if (!canary_) canary_ = MakeCanaryHandler(worker_id_);
+    return canary_.get();
+  }
+  return nullptr;
 }
 
 }  // namespace resonance::worker

@@ -191,3 +191,34 @@ def test_bad_alert_config_exits_2(tmp_workdir):
         r = run_cli("server", "--config", str(path), "--listen", "127.0.0.1:0",
                     "--data-dir", str(tmp_workdir / "d"), timeout=20)
         assert r.returncode == 2 and mentions in r.stderr, (text, r.returncode, r.stderr)
+
+
+def test_canary_runs_through_a_real_worker_and_alerts_when_it_goes_missing(server_factory, worker_factory):
+    """Given a canary on queue cq every second and a worker on cq (with no handlers: the canary is built in), then
+    canaries succeed end to end, with their result in /metrics, the ledger and /api/stats; when the worker stops,
+    the next canary goes missing and CanaryFailing fires; a worker back on the queue resolves it."""
+    srv = server_factory({"sweep_interval_ms": 20, "canaries": [{"queue": "cq", "interval_s": 1, "timeout_s": 2}],
+                          "alerts": {"interval_ms": 100, "hold_s": 1}})
+    w = worker_factory(srv, "", name="cw", args=("--queues", "cq"))
+    wait_until(lambda: (metric(srv, 'resonance_canary_runs_total{queue="cq",outcome="ok"}') or 0) >= 1,
+               15 * SLOW, what="a canary that succeeded")
+    assert metric(srv, 'resonance_canary_latency_seconds{queue="cq"}') > 0
+    assert metric(srv, 'resonance_canary_last_success_timestamp_seconds{queue="cq"}') > time.time() - 60
+    assert metric(srv, 'resonance_canary_failing{queue="cq"}') == 0
+    status, _, events = srv.request("GET", "/api/ledger?limit=1000")
+    results = [e["data"] for e in events["events"] if e["kind"] == "canary.result"]
+    assert results and results[0]["queue"] == "cq" and results[0]["outcome"] == "ok", results
+    task = srv.get(results[0]["task_id"])
+    assert task["action"] == "resonance.canary" and task["result"]["canary"] == "ok", task
+    status, _, s = srv.request("GET", "/api/stats?window=5m&action=resonance.canary")
+    assert status == 200 and s["succeeded"] >= 1, s
+
+    assert w.stop() == 0
+    wait_until(lambda: firing(srv, "CanaryFailing", queue="cq"), 20 * SLOW, what="CanaryFailing firing")
+    assert metric(srv, 'resonance_canary_failing{queue="cq"}') == 1
+    assert (metric(srv, 'resonance_canary_runs_total{queue="cq",outcome="missing"}') or 0) >= 1
+    assert firing(srv, "CanaryFailing", queue="cq")[0]["severity"] == "critical"
+
+    worker_factory(srv, "", name="cw2", args=("--queues", "cq"))
+    wait_until(lambda: not firing(srv, "CanaryFailing", queue="cq"), 20 * SLOW, what="CanaryFailing resolved")
+    assert metric(srv, 'resonance_canary_failing{queue="cq"}') == 0
