@@ -151,17 +151,23 @@ class Server::Session : public std::enable_shared_from_this<Session> {
     }
   }
 
+  // Status and the headers every answer carries, plus the reply's own.
+  template <typename Response>
+  void SetHeaders(Response& res, const Reply& r) {
+    res.version(11);
+    res.result(static_cast<unsigned>(r.status));
+    res.set(bhttp::field::server, "resonance");
+    res.set(bhttp::field::content_type, r.content_type);
+    res.set("X-Request-ID", req_.request_id);
+    res.set("X-Trace-ID", req_.trace_id);
+    res.set("traceparent", trace::FormatTraceparent(req_.trace_id, req_.span_id));
+    for (const auto& [k, v] : r.headers) res.set(k, v);
+  }
+
   void Write(Reply r) {
     if (r.stream) return WriteStream(std::move(r));
     auto res = std::make_shared<bhttp::response<bhttp::string_body>>();
-    res->version(11);
-    res->result(static_cast<unsigned>(r.status));
-    res->set(bhttp::field::server, "resonance");
-    res->set(bhttp::field::content_type, r.content_type);
-    res->set("X-Request-ID", req_.request_id);
-    res->set("X-Trace-ID", req_.trace_id);
-    res->set("traceparent", trace::FormatTraceparent(req_.trace_id, req_.span_id));
-    for (auto& [k, v] : r.headers) res->set(k, v);
+    SetHeaders(*res, r);
     res->body() = std::move(r.body);
     Observe(r.status, res->body().size());
     if (server_.stopping_) keep_alive_ = false;
@@ -186,14 +192,7 @@ class Server::Session : public std::enable_shared_from_this<Session> {
   // and proxy reads a close-delimited body. Counted, logged and traced when it ends.
   void WriteStream(Reply r) {
     auto res = std::make_shared<bhttp::response<bhttp::empty_body>>();
-    res->version(11);
-    res->result(static_cast<unsigned>(r.status));
-    res->set(bhttp::field::server, "resonance");
-    res->set(bhttp::field::content_type, r.content_type);
-    res->set("X-Request-ID", req_.request_id);
-    res->set("X-Trace-ID", req_.trace_id);
-    res->set("traceparent", trace::FormatTraceparent(req_.trace_id, req_.span_id));
-    for (auto& [k, v] : r.headers) res->set(k, v);
+    SetHeaders(*res, r);
     res->keep_alive(false);
     keep_alive_ = false;
     source_ = std::move(r.stream);
