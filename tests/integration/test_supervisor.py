@@ -213,6 +213,13 @@ def test_killed_worker_is_restarted_with_its_id_and_its_task_succeeds_on_attempt
                       15 * SLOW, what="the task to finish")
     assert done["state"] == "succeeded", done
     assert done["attempt"] == 2, done
+    # The restart is in the ledger (a-0 registered twice) and counted for the pool.
+    status, _, body = up.api.request("GET", "/api/ledger?limit=1000")
+    assert status == 200, body
+    registered = [e for e in body["events"] if e["kind"] == "worker.registered" and e["data"]["worker"] == "a-0"]
+    assert len(registered) >= 2 and registered[-1]["data"]["pid"] == new["pid"], registered
+    status, _, text = up.api.request("GET", "/metrics")
+    assert 'resonance_worker_restarts_total{pool="a"} 1' in (text if isinstance(text, str) else text.decode())
 
 
 def test_a_worker_that_always_crashes_writes_the_alert_and_is_still_retried(up_factory):
