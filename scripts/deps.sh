@@ -10,6 +10,7 @@ pkgs=(
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-pytest sqlite3
   prometheus prometheus-alertmanager
+  chromium  # tests/integration/test_report.py opens the HTML report headless
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/report.h"
 #include "core/json_writer.h"
 #include "core/percent_encode.h"
 #include "http/router.h"
@@ -164,6 +165,18 @@ int main(int argc, char** argv) {
   auto* verify = ledger->add_subcommand("verify", "Check the chain is whole; names the first bad record");
   verify->add_option("--data-dir", data_dir, "Data dir of a stopped or running server (default var)");
   verify->callback([&] { rc = resonance::cli::VerifyLedger(data_dir); });
+
+  // report
+  resonance::cli::ReportFlags report_flags;
+  auto* report = app.add_subcommand(
+      "report", "Summarise the last N hours of a data dir as Markdown or one HTML file (docs/reports.md)");
+  report->add_option("--data-dir", report_flags.data_dir, "Data dir of a stopped or running server (default var)");
+  report->add_option("--hours", report_flags.hours, "Window: the last N hours up to now, 1-720 (default 24)")
+      ->check(CLI::Range(1, 720));
+  report->add_option("--format", report_flags.format, "md (GitHub Markdown) or html (self-contained, inline SVG charts)")
+      ->check(CLI::IsMember({"md", "html"}));
+  report->add_option("--out", report_flags.out, "Write to this file instead of stdout");
+  report->callback([&] { rc = resonance::cli::RunReport(report_flags); });
 
   try {
     app.parse(argc, argv);

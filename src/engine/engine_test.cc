@@ -81,6 +81,9 @@ class FaultyStore final : public Store {
                                           const std::string& action) override {
     return real_.ReadStats(from, to, queue, action);
   }
+  Result<std::vector<QueueDepthPoint>> OpenTasksAt(const std::vector<Micros>& times) override {
+    return real_.OpenTasksAt(times);
+  }
 
  private:
   Store& real_;

@@ -251,6 +251,9 @@ class HeldStore final : public Store {
                                           const std::string& action) override {
     return real_.ReadStats(from, to, queue, action);
   }
+  Result<std::vector<QueueDepthPoint>> OpenTasksAt(const std::vector<Micros>& times) override {
+    return real_.OpenTasksAt(times);
+  }
 
  private:
   Store& real_;

@@ -106,6 +106,13 @@ struct StatsRow {
   MinuteStats stats;
 };
 
+// How many tasks of one queue were open (created, not yet finished) at one time.
+struct QueueDepthPoint {
+  Micros at = 0;
+  std::string queue;
+  int64_t open = 0;
+};
+
 enum class Durability { kFsync, kOs };
 
 // The persistent home of tasks, queue settings and the ledger. The single source of
@@ -149,6 +156,11 @@ class Store {
   virtual Result<std::vector<StatsRow>> ReadStats(int64_t from_minute, int64_t to_minute,
                                                   const std::string& queue,
                                                   const std::string& action) = 0;
+  // For each time t in `times`: per queue, the tasks with created_at <= t and
+  // (finished_at unset or > t), in the order of `times` and then by queue; queues with
+  // none open are left out. Approximate for the past: rows deleted since (DLQ delete)
+  // are not counted.
+  virtual Result<std::vector<QueueDepthPoint>> OpenTasksAt(const std::vector<Micros>& times) = 0;
 };
 
 }  // namespace resonance

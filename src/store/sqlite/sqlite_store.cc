@@ -569,6 +569,22 @@ Result<std::vector<StatsRow>> SqliteStore::ReadStats(int64_t from_minute, int64_
   return rows;
 }
 
+Result<std::vector<QueueDepthPoint>> SqliteStore::OpenTasksAt(const std::vector<Micros>& times) {
+  std::lock_guard lock(read_mu_);
+  sqlite::Stmt st(rdb_.get(),
+                  "SELECT queue, count(*) FROM tasks WHERE created_at <= ?1 AND "
+                  "(finished_at IS NULL OR finished_at > ?1) GROUP BY queue ORDER BY queue");
+  if (!st.valid()) return st.status();
+  std::vector<QueueDepthPoint> out;
+  for (Micros t : times) {
+    st.Reset();
+    st.BindInt(1, t);
+    while (st.Step()) out.push_back({t, st.Text(0), st.Int(1)});
+    if (!st.status().ok()) return st.status();
+  }
+  return out;
+}
+
 Result<int64_t> SqliteStore::CountTasks(TaskState state) {
   std::lock_guard lock(read_mu_);
   sqlite::Stmt st(rdb_.get(), "SELECT count(*) FROM tasks WHERE state=?1");

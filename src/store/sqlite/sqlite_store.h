@@ -61,6 +61,7 @@ class SqliteStore final : public Store {
   Result<std::vector<StatsRow>> ReadStats(int64_t from_minute, int64_t to_minute,
                                           const std::string& queue,
                                           const std::string& action) override;
+  Result<std::vector<QueueDepthPoint>> OpenTasksAt(const std::vector<Micros>& times) override;
 
   // WAL length in frames after the last commit (for tests and metrics).
   int wal_frames() const { return wal_frames_.load(std::memory_order_relaxed); }

@@ -846,5 +846,29 @@ TEST_F(SqliteStoreTest, VersionOneDatabaseGainsTheStatsTable) {
   EXPECT_EQ(rows->size(), 1u);
 }
 
+TEST_F(SqliteStoreTest, OpenTasksAtCountsCreatedAndNotYetFinished) {
+  // Given a task finished at T0+10s in queue a, one still open in a and one created at
+  // T0+5s in b, then OpenTasksAt counts per queue what was open at each time.
+  Task done = MakeTask("t1", TaskState::kSucceeded, "a");
+  done.finished_at = kT0 + 10 * kMicrosPerSecond;
+  Task open = MakeTask("t2", TaskState::kReady, "a");
+  Task later = MakeTask("t3", TaskState::kReady, "b");
+  later.created_at = kT0 + 5 * kMicrosPerSecond;
+  ASSERT_TRUE(Insert(done).ok());
+  ASSERT_TRUE(Insert(open).ok());
+  ASSERT_TRUE(Insert(later).ok());
+
+  auto points = store_->OpenTasksAt({kT0 - 1, kT0, kT0 + 10 * kMicrosPerSecond});
+  ASSERT_TRUE(points.ok()) << points.status().ToString();
+  ASSERT_EQ(points->size(), 3u);
+  EXPECT_EQ((*points)[0].at, kT0);
+  EXPECT_EQ((*points)[0].queue, "a");
+  EXPECT_EQ((*points)[0].open, 2);
+  EXPECT_EQ((*points)[1].queue, "a");
+  EXPECT_EQ((*points)[1].open, 1);
+  EXPECT_EQ((*points)[2].queue, "b");
+  EXPECT_EQ((*points)[2].open, 1);
+}
+
 }  // namespace
 }  // namespace resonance
