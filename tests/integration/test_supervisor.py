@@ -6,6 +6,7 @@ is killed by pid at teardown.
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -220,6 +221,12 @@ def test_killed_worker_is_restarted_with_its_id_and_its_task_succeeds_on_attempt
     assert len(registered) >= 2 and registered[-1]["data"]["pid"] == new["pid"], registered
     status, _, text = up.api.request("GET", "/metrics")
     assert 'resonance_worker_restarts_total{pool="a"} 1' in (text if isinstance(text, str) else text.decode())
+    # And in the report, with its time to heal.
+    report = run_cli("report", "--data-dir", str(up.data_dir), "--hours", "1", "--format", "md")
+    assert report.returncode == 0, report.stderr
+    workers = report.stdout.split("8. Workers", 1)[1].split("9. Alerts", 1)[0]
+    assert re.search(r"\| Restarts \| 1 \|", workers), workers
+    assert re.search(r"\| a-0 \| restart \|", workers), workers
 
 
 def test_a_worker_that_always_crashes_writes_the_alert_and_is_still_retried(up_factory):
