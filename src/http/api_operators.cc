@@ -184,6 +184,11 @@ void Api::Health(Request&, Respond respond) {
   w.Key("tasks").BeginObject().Key("scheduled").Int(scheduled).Key("ready").Int(ready);
   w.Key("running").Int(running).EndObject();
   w.Key("workers").Int(static_cast<int64_t>(engine_.Workers().size()));
+  int64_t firing = 0;
+  if (options_.alerts) {
+    for (const auto& [key, n] : options_.alerts->FiringByNameAndSeverity()) firing += n;
+  }
+  w.Key("alerts").BeginObject().Key("firing").Int(firing).EndObject();
   w.EndObject();
   respond(JsonReply(store_ok ? 200 : 503, std::move(body)));
 }

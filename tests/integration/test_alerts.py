@@ -101,6 +101,8 @@ def test_queue_overload_goes_warning_then_critical_then_resolves_and_loses_nothi
     wait_until(lambda: [a for a in firing(srv, "QueueDepth", queue="ov") if a["severity"] == "critical"],
                10 * SLOW, what="QueueDepth critical")
     assert metric(srv, 'resonance_alerts_firing{alertname="QueueDepth",severity="critical"}') == 1
+    status, _, health = srv.request("GET", "/api/health")
+    assert status == 200 and health["alerts"]["firing"] >= 1, health
 
     # The slow worker: works them off in batches.
     done = 0
