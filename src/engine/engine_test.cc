@@ -19,6 +19,7 @@
 
 #include "ledger/verifier.h"
 #include "observe/log.h"
+#include "store/forwarding_store.h"
 #include "store/sqlite/sqlite_store.h"
 
 namespace resonance {
@@ -45,14 +46,11 @@ constexpr auto kWait = std::chrono::seconds(10);
 
 // Passes everything to a real store, except that after FailNextCommits() it answers
 // Submit with kInternal without writing, as a store whose commit failed would.
-class FaultyStore final : public Store {
+class FaultyStore final : public ForwardingStore {
  public:
-  explicit FaultyStore(Store& real) : real_(real) {}
+  explicit FaultyStore(Store& real) : ForwardingStore(real) {}
   void FailNextCommits() { fail_ = true; }
 
-  Result<RecoveredState> Recover(const std::function<void(Task&&)>& on_task) override {
-    return real_.Recover(on_task);
-  }
   void Submit(WriteBatch batch, Done done) override {
     if (fail_) {
       if (done) done(Status(Code::kInternal, "injected commit failure"));
@@ -60,33 +58,9 @@ class FaultyStore final : public Store {
     }
     real_.Submit(std::move(batch), std::move(done));
   }
-  void Close() override { real_.Close(); }
   bool healthy() const override { return !fail_ && real_.healthy(); }
-  Result<Task> GetTask(const std::string& id) override { return real_.GetTask(id); }
-  Result<std::vector<Task>> GetTasks(const std::vector<std::string>& ids) override {
-    return real_.GetTasks(ids);
-  }
-  Result<std::vector<Task>> ListTasks(const TaskFilter& f) override { return real_.ListTasks(f); }
-  Result<std::vector<Task>> RecentFinished(int count) override {
-    return real_.RecentFinished(count);
-  }
-  Result<std::optional<std::string>> FindByIdempotencyKey(const std::string& key) override {
-    return real_.FindByIdempotencyKey(key);
-  }
-  Result<std::vector<LedgerRecord>> ReadLedger(int64_t after_seq, int limit) override {
-    return real_.ReadLedger(after_seq, limit);
-  }
-  Result<int64_t> CountTasks(TaskState state) override { return real_.CountTasks(state); }
-  Result<std::vector<StatsRow>> ReadStats(int64_t from, int64_t to, const std::string& queue,
-                                          const std::string& action) override {
-    return real_.ReadStats(from, to, queue, action);
-  }
-  Result<std::vector<QueueDepthPoint>> OpenTasksAt(const std::vector<Micros>& times) override {
-    return real_.OpenTasksAt(times);
-  }
 
  private:
-  Store& real_;
   std::atomic<bool> fail_{false};
 };
 

@@ -13,6 +13,7 @@
 
 #include "engine/engine.h"
 #include "observe/log.h"
+#include "store/forwarding_store.h"
 #include "store/sqlite/sqlite_store.h"
 
 namespace resonance {
@@ -195,9 +196,9 @@ TEST(EventHubTest, PublishersOnManyThreadsKeepTicketOrder) {
 // Passes everything to a real store, but while holding, keeps each batch's callback
 // (with the real commit's status) until the test releases it: "durable" is then
 // exactly when the test says, and callbacks can run in any order.
-class HeldStore final : public Store {
+class HeldStore final : public ForwardingStore {
  public:
-  explicit HeldStore(Store& real) : real_(real) {}
+  explicit HeldStore(Store& real) : ForwardingStore(real) {}
   void Hold(bool on) { hold_ = on; }
   // Waits until n callbacks are held (their commits are done).
   bool WaitHeld(size_t n) {
@@ -220,9 +221,6 @@ class HeldStore final : public Store {
     if (h.second) h.second(override_status ? *override_status : h.first);
   }
 
-  Result<RecoveredState> Recover(const std::function<void(Task&&)>& on_task) override {
-    return real_.Recover(on_task);
-  }
   void Submit(WriteBatch batch, Done done) override {
     if (!hold_) return real_.Submit(std::move(batch), std::move(done));
     real_.Submit(std::move(batch), [this, done = std::move(done)](const Status& s) {
@@ -230,33 +228,8 @@ class HeldStore final : public Store {
       held_.emplace_back(s, done);
     });
   }
-  void Close() override { real_.Close(); }
-  bool healthy() const override { return real_.healthy(); }
-  Result<Task> GetTask(const std::string& id) override { return real_.GetTask(id); }
-  Result<std::vector<Task>> GetTasks(const std::vector<std::string>& ids) override {
-    return real_.GetTasks(ids);
-  }
-  Result<std::vector<Task>> ListTasks(const TaskFilter& f) override { return real_.ListTasks(f); }
-  Result<std::vector<Task>> RecentFinished(int count) override {
-    return real_.RecentFinished(count);
-  }
-  Result<std::optional<std::string>> FindByIdempotencyKey(const std::string& key) override {
-    return real_.FindByIdempotencyKey(key);
-  }
-  Result<std::vector<LedgerRecord>> ReadLedger(int64_t after_seq, int limit) override {
-    return real_.ReadLedger(after_seq, limit);
-  }
-  Result<int64_t> CountTasks(TaskState state) override { return real_.CountTasks(state); }
-  Result<std::vector<StatsRow>> ReadStats(int64_t from, int64_t to, const std::string& queue,
-                                          const std::string& action) override {
-    return real_.ReadStats(from, to, queue, action);
-  }
-  Result<std::vector<QueueDepthPoint>> OpenTasksAt(const std::vector<Micros>& times) override {
-    return real_.OpenTasksAt(times);
-  }
 
  private:
-  Store& real_;
   std::atomic<bool> hold_{false};
   std::mutex mu_;
   std::vector<std::pair<Status, Done>> held_;  // guarded by mu_
