@@ -347,6 +347,27 @@ class Server:
         assert status == expect, f"fail -> {status} {out}"
         return out
 
+    def ledger(self):
+        """Every ledger event, paging through GET /api/ledger."""
+        out, after = [], 0
+        while True:
+            status, _, body = self.request("GET", f"/api/ledger?after={after}&limit=1000")
+            assert status == 200, body
+            if not body["events"]:
+                return out
+            out += body["events"]
+            after = body["events"][-1]["seq"]
+
+    def metric(self, series):
+        """The value of one series of GET /metrics ('name' or 'name{a="b"}'), None when absent."""
+        status, _, body = self.request("GET", "/metrics")
+        assert status == 200
+        text = body.decode() if isinstance(body, bytes) else str(body)
+        for line in text.splitlines():
+            if line.startswith(series + " "):
+                return float(line.rsplit(" ", 1)[1])
+        return None
+
     def list_tasks(self, **query):
         q = "&".join(f"{k}={v}" for k, v in query.items())
         status, _, body = self.request("GET", "/api/tasks" + (f"?{q}" if q else ""))

@@ -22,23 +22,11 @@ def firing(srv, name, **labels):
 
 
 def ledger_alerts(srv):
-    out, after = [], 0
-    while True:
-        status, _, body = srv.request("GET", f"/api/ledger?after={after}&limit=1000")
-        assert status == 200, body
-        if not body["events"]:
-            return out
-        out += [r for r in body["events"] if r["kind"].startswith("alert.")]
-        after = body["events"][-1]["seq"]
+    return [r for r in srv.ledger() if r["kind"].startswith("alert.")]
 
 
 def metric(srv, series):
-    status, _, text = srv.request("GET", "/metrics")
-    assert status == 200
-    for line in (text if isinstance(text, str) else text.decode()).splitlines():
-        if line.startswith(series + " "):
-            return float(line.split()[-1])
-    return None
+    return srv.metric(series)
 
 
 class Receiver:

@@ -147,11 +147,7 @@ def streams():
 
 
 def metric(srv, name, labels=""):
-    status, _, body = srv.request("GET", "/metrics")
-    assert status == 200
-    text = body.decode() if isinstance(body, bytes) else body
-    m = re.search(rf"^{re.escape(name + labels)} (\S+)$", text, re.M)
-    return float(m.group(1)) if m else None
+    return srv.metric(name + labels)
 
 
 def open_live(streams, srv, path):

@@ -35,14 +35,7 @@ def register(srv, worker, pid):
 
 
 def ledger(srv, kind):
-    out, after = [], 0
-    while True:
-        status, _, body = srv.request("GET", f"/api/ledger?after={after}&limit=1000")
-        assert status == 200, body
-        if not body["events"]:
-            return out
-        out += [r for r in body["events"] if r["kind"] == kind]
-        after = body["events"][-1]["seq"]
+    return [r for r in srv.ledger() if r["kind"] == kind]
 
 
 def section(md, n):

@@ -189,17 +189,7 @@ def check_span_format(res, scope, sp, t0, t1):
 
 
 def metric_value(srv, name, labels=""):
-    status, _, body = srv.request("GET", "/metrics")
-    assert status == 200
-    text = body.decode() if isinstance(body, bytes) else str(body)
-    want = f"{name}{{{labels}}}" if labels else name
-    for ln in text.splitlines():
-        if ln.startswith("#"):
-            continue
-        parts = ln.rsplit(" ", 1)
-        if len(parts) == 2 and parts[0] == want:
-            return float(parts[1])
-    return None
+    return srv.metric(f"{name}{{{labels}}}" if labels else name)
 
 
 def tracing(endpoint, **extra):
