@@ -19,10 +19,12 @@ SignalSources WithCanaries(SignalSources s, CanaryRunner& canaries) {
 
 AlertLoop::AlertLoop(const AlertsConfig& config, std::vector<CanaryConfig> canaries,
                      const std::string& data_dir, Engine& engine, Store& store,
-                     SignalSources sources)
+                     SignalSources sources, int history_keep_days)
     : config_(config),
       data_dir_(data_dir),
       engine_(engine),
+      store_(store),
+      history_keep_days_(history_keep_days),
       canaries_(std::move(canaries), engine, store),
       evaluator_(config.rules, engine, store, WithCanaries(std::move(sources), canaries_)) {}
 
@@ -118,6 +120,7 @@ void AlertLoop::Run() {
   const Micros hold = static_cast<Micros>(config_.hold_s) * kMicrosPerSecond;
   SystemClock clock;
   Micros last_refresh = clock.Now();
+  Micros last_prune = 0;
   std::unique_lock lock(mu_);
   while (!cv_.wait_for(lock, interval, [this] { return stop_; })) {
     lock.unlock();
@@ -128,6 +131,15 @@ void AlertLoop::Run() {
       alerts_->Evaluate(now, *round, evaluator_.Timings(hold));
     } else {
       log::Warn("alerts", "rules not evaluated: " + round.status().message());
+    }
+    if (now - last_prune >= 3600 * kMicrosPerSecond) {  // at start, then hourly
+      WriteBatch prune;
+      prune.mutations.push_back(
+          PruneStats{MinuteOf(now) - static_cast<int64_t>(history_keep_days_) * 24 * 60});
+      store_.Submit(std::move(prune), [](const Status& s) {
+        if (!s.ok()) log::Warn("alerts", "history pruning: " + s.message());
+      });
+      last_prune = now;
     }
     if (now - last_refresh >= resend) {
       alerts_->Refresh();

@@ -22,8 +22,10 @@ namespace resonance::cli {
 class AlertLoop {
  public:
   // The loop also runs the canaries (each round, before the rules).
+  // It also deletes task history older than history_keep_days, once an hour.
   AlertLoop(const AlertsConfig& config, std::vector<CanaryConfig> canaries,
-            const std::string& data_dir, Engine& engine, Store& store, SignalSources sources);
+            const std::string& data_dir, Engine& engine, Store& store, SignalSources sources,
+            int history_keep_days);
   ~AlertLoop();
 
   // kInvalidArgument when a sink cannot be made (bad URL).
@@ -41,6 +43,8 @@ class AlertLoop {
   AlertsConfig config_;
   std::string data_dir_;
   Engine& engine_;
+  Store& store_;
+  int history_keep_days_;
   CanaryRunner canaries_;
   RuleEvaluator evaluator_;
   std::vector<std::unique_ptr<alerts::Sink>> sinks_;

@@ -351,7 +351,7 @@ Result<Config> LoadConfig(const std::string& path) {
         "listen", "data_dir", "durability", "max_body_bytes", "header_timeout_ms",
         "body_timeout_ms", "sweep_interval_ms", "io_threads", "shutdown_grace_ms",
         "ledger_checkpoint_every", "worker_heartbeat_ms", "worker_lost_after_ms",
-        "sse_keepalive_ms", "sse_client_buffer_bytes", "retry", "actions", "handlers", "pools",
+        "history_keep_days", "sse_keepalive_ms", "sse_client_buffer_bytes", "retry", "actions", "handlers", "pools",
         "supervisor", "logging", "metrics", "tracing", "baselines", "alerts", "canaries"};
     for (const auto& [key, v] : root.as_table()) {
       if (!kKnown.count(key)) return Bad(path, key + ": unknown key");
@@ -394,6 +394,7 @@ Result<Config> LoadConfig(const std::string& path) {
                      integer("ledger_checkpoint_every", 0, 1LL << 40, c.ledger_checkpoint_every),
                      integer("worker_heartbeat_ms", 100, 600000, c.worker_heartbeat_ms),
                      integer("worker_lost_after_ms", 300, 3600000, c.worker_lost_after_ms),
+                     integer("history_keep_days", 1, 3650, c.history_keep_days),
                      integer("sse_keepalive_ms", 100, 600000, c.sse_keepalive_ms),
                      integer("sse_client_buffer_bytes", 4096, 1LL << 30,
                              c.sse_client_buffer_bytes)}) {

@@ -67,6 +67,7 @@ struct Config {
   int64_t ledger_checkpoint_every = 100000;
   int worker_heartbeat_ms = 5000;
   int worker_lost_after_ms = 15000;
+  int history_keep_days = 31;  // task history (stats rows) kept; reports reach back 30 days
   int sse_keepalive_ms = 15000;               // keep-alive comment on idle event streams
   int64_t sse_client_buffer_bytes = 1 << 20;  // pending events before a client is dropped
   RetryPolicies retry;

@@ -293,7 +293,8 @@ int RunServer(const ServerFlags& flags) {
     sources.commit_p99 = CommitP99Since(commit_seconds);
     sources.baselines = config.baselines;
     alert_loop = std::make_unique<AlertLoop>(config.alerts, config.canaries, config.data_dir,
-                                             engine, **store, std::move(sources));
+                                             engine, **store, std::move(sources),
+                                             config.history_keep_days);
     if (Status s = alert_loop->Start(); !s.ok()) {
       std::cerr << "resonance: alerts: " << s.message() << "\n";
       return 2;

@@ -72,8 +72,12 @@ struct RecordStats {
   Micros duration = -1;  // of the attempt; < 0 = none
   Micros wait = -1;      // due to leased; < 0 = none
 };
-using Mutation =
-    std::variant<InsertTask, UpdateTask, DeleteTask, AppendLedger, SetQueuePaused, RecordStats>;
+// Deletes task-history rows of minutes before `before_minute`.
+struct PruneStats {
+  int64_t before_minute = 0;
+};
+using Mutation = std::variant<InsertTask, UpdateTask, DeleteTask, AppendLedger, SetQueuePaused,
+                              RecordStats, PruneStats>;
 
 // The changes of one request (or one engine step). Applied atomically, in order,
 // within a group commit, after every batch submitted before it.

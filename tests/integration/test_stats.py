@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import assert_error
+from conftest import SLOW, assert_error, wait_until
 
 KINDS = ("temporary", "rate_limited", "timeout", "validation", "cancelled")
 
@@ -135,3 +135,26 @@ def test_baselines_match_hand_computed_values_from_a_fixture_history(server_fact
 
     status, _, only = srv.request("GET", "/api/baselines?queue=young")
     assert status == 200 and [x["queue"] for x in only["baselines"]] == ["young"], only
+
+
+def test_history_older_than_history_keep_days_is_pruned(server_factory):
+    """Given history rows from 40 and from 2 days ago and history_keep_days = 31, when the server runs its alert
+    loop, then the 40-day-old rows are deleted and the recent ones kept."""
+    srv = server_factory({"history_keep_days": 31, "alerts": {"interval_ms": 100}})
+    srv.stop()
+    now_minute = int(time.time() // 60)
+    db = sqlite3.connect(str(srv.data_dir / "resonance.db"))
+    db.executemany("INSERT INTO stats (minute, queue, action, data) VALUES (?, ?, ?, ?)",
+                   [(now_minute - 40 * 1440, "old", "a", encode(1, 0)),
+                    (now_minute - 2 * 1440, "recent", "a", encode(1, 0))])
+    db.commit()
+    db.close()
+    srv.start()
+
+    def queues():
+        con = sqlite3.connect(str(srv.data_dir / "resonance.db"))
+        try:
+            return sorted(q for (q,) in con.execute("SELECT queue FROM stats"))
+        finally:
+            con.close()
+    wait_until(lambda: queues() == ["recent"], 10 * SLOW, what="the old row pruned")

@@ -113,8 +113,9 @@ Status SqliteStore::OpenWriter() {
   upsert_stats_ = sqlite::Stmt(
       db, "INSERT INTO stats (minute, queue, action, data) VALUES (?1, ?2, ?3, ?4) "
           "ON CONFLICT(minute, queue, action) DO UPDATE SET data=excluded.data");
+  prune_stats_ = sqlite::Stmt(db, "DELETE FROM stats WHERE minute < ?1");
   for (auto* st : {&insert_task_, &delete_task_, &insert_ledger_, &upsert_queue_, &select_stats_,
-                   &upsert_stats_}) {
+                   &upsert_stats_, &prune_stats_}) {
     if (!st->valid()) return st->status();
   }
   return Status::Ok();
@@ -333,6 +334,10 @@ Status SqliteStore::Apply(const Mutation& m) {
     st.BindText(5, r.data);
     st.BindText(6, r.hash);
     return st.Run();
+  }
+  if (auto* ps = std::get_if<PruneStats>(&m)) {
+    prune_stats_.BindInt(1, ps->before_minute);
+    return prune_stats_.Run();
   }
   if (auto* rs = std::get_if<RecordStats>(&m)) {
     MinuteStats one;

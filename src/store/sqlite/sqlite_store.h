@@ -95,7 +95,7 @@ class SqliteStore final : public Store {
   // Writer side: owned by the writer thread once started.
   sqlite::Db wdb_;
   sqlite::Stmt insert_task_, delete_task_, insert_ledger_, upsert_queue_;
-  sqlite::Stmt select_stats_, upsert_stats_;
+  sqlite::Stmt select_stats_, upsert_stats_, prune_stats_;
   std::map<uint32_t, sqlite::Stmt> update_task_;  // one statement per TaskUpdate::fields
   std::thread writer_;
   std::thread checkpointer_;

@@ -872,3 +872,23 @@ TEST_F(SqliteStoreTest, OpenTasksAtCountsCreatedAndNotYetFinished) {
 
 }  // namespace
 }  // namespace resonance
+
+namespace resonance {
+namespace {
+
+TEST_F(SqliteStoreTest, PruneStatsDeletesRowsBeforeTheMinute) {
+  WriteBatch b;
+  for (int64_t m : {10, 19, 20, 30}) b.mutations.push_back(Obs(m, "q", "x", StatsOutcome::kSucceeded));
+  ASSERT_TRUE(Submit(std::move(b)).ok());
+  WriteBatch prune;
+  prune.mutations.push_back(PruneStats{20});
+  ASSERT_TRUE(Submit(std::move(prune)).ok());
+  auto rows = store_->ReadStats(0, 100, "", "");
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_EQ((*rows)[0].minute, 20);
+  EXPECT_EQ((*rows)[1].minute, 30);
+}
+
+}  // namespace
+}  // namespace resonance
