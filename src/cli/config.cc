@@ -352,7 +352,8 @@ Result<Config> LoadConfig(const std::string& path) {
         "body_timeout_ms", "sweep_interval_ms", "io_threads", "shutdown_grace_ms",
         "ledger_checkpoint_every", "worker_heartbeat_ms", "worker_lost_after_ms",
         "history_keep_days", "sse_keepalive_ms", "sse_client_buffer_bytes", "retry", "actions", "handlers", "pools",
-        "supervisor", "logging", "metrics", "tracing", "baselines", "alerts", "canaries"};
+        "supervisor", "logging", "metrics", "tracing", "baselines", "alerts", "canaries",
+        "registry"};
     for (const auto& [key, v] : root.as_table()) {
       if (!kKnown.count(key)) return Bad(path, key + ": unknown key");
     }
@@ -412,7 +413,19 @@ Result<Config> LoadConfig(const std::string& path) {
       for (const auto& [name, table] : actions.as_table()) {
         if (!table.is_table()) return Bad(path, "actions." + name + ": must be a table");
         RetryPolicy policy = c.retry.Default();
+        c.actions.known.insert(name);
         for (const auto& [key, v] : table.as_table()) {
+          if (key == "schema") {
+            if (!v.is_string()) {
+              return Bad(path, "actions." + name + ".schema: must be a string holding a JSON Schema");
+            }
+            auto schema = http::JsonSchema::Parse(v.as_string().str);
+            if (!schema.ok()) {
+              return Bad(path, "actions." + name + "." + schema.status().message());
+            }
+            c.actions.schemas[name] = std::move(*schema);
+            continue;
+          }
           if (key != "retry") return Bad(path, "actions." + name + "." + key + ": unknown key");
           if (!v.is_table()) return Bad(path, "actions." + name + ".retry: must be a table");
           Status s = ReadClassPolicies(v, "actions." + name + ".retry", policy);
@@ -424,6 +437,10 @@ Result<Config> LoadConfig(const std::string& path) {
     if (Status s = ReadObservability(root, c); !s.ok()) return Bad(path, s.message());
     if (Status s = ReadAlerts(root, c.alerts); !s.ok()) return Bad(path, s.message());
     if (Status s = ReadCanaries(root, c.canaries); !s.ok()) return Bad(path, s.message());
+    TableReader registry(root, "registry");
+    for (Status s : {registry.Check({"strict"}), registry.Bool("strict", c.actions.strict)}) {
+      if (!s.ok()) return Bad(path, s.message());
+    }
   } catch (const std::exception& e) {
     return Bad(path, e.what());
   }

@@ -303,7 +303,8 @@ int RunServer(const ServerFlags& flags) {
   }
   http::Api api(engine, **store, clock, server.io(),
                 {config.data_dir, registry.get(), tracer->get(), config.sse_keepalive_ms,
-                 config.baselines, alert_loop ? &alert_loop->engine() : nullptr});
+                 config.baselines, alert_loop ? &alert_loop->engine() : nullptr,
+                 &config.actions});
   api.Register(router);
   if (Status s = server.Listen(); !s.ok()) {
     std::cerr << "resonance: " << s.message() << "\n";

@@ -10,6 +10,7 @@
 #include "core/baselines.h"
 #include "core/clock.h"
 #include "engine/engine.h"
+#include "http/json_schema.h"
 #include "http/request.h"
 #include "http/router.h"
 #include "observe/alert_engine.h"
@@ -40,6 +41,8 @@ class Api {
     BaselineOptions baselines;  // GET /api/baselines
     // GET /api/alerts reads it; nullptr = alerting is off (the route answers empty lists).
     const alerts::AlertEngine* alerts = nullptr;
+    // Payload schemas and strictness at enqueue; nullptr = every action accepted as is.
+    const ActionRegistry* actions = nullptr;
   };
   // Where a span about a task hangs in its trace.
   struct SpanOrigin {
@@ -57,6 +60,9 @@ class Api {
  private:
   // Producers (api_producers.cc).
   void Enqueue(Request& req, Respond respond);
+  // The 422 answer for a task the action registry refuses (unknown action when strict,
+  // payload against its schema); nullopt when it passes. `prefix` names the item.
+  std::optional<Reply> CheckRegistry(const NewTask& t, const std::string& prefix) const;
   void EnqueueBatch(Request& req, Respond respond);
   void GetTask(Request& req, Respond respond);
   void ListTasks(Request& req, Respond respond);

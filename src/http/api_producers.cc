@@ -69,6 +69,33 @@ Status ReadNewTask(od::object obj, NewTask& t) {
 
 }  // namespace
 
+std::optional<Reply> Api::CheckRegistry(const NewTask& t, const std::string& prefix) const {
+  if (!options_.actions) return std::nullopt;
+  const ActionRegistry& reg = *options_.actions;
+  if (reg.strict && !reg.known.count(t.action)) {
+    return ErrorReply(Status(Code::kUnprocessable,
+                             prefix + "action: unknown action '" + t.action +
+                                 "' (the action registry is strict: add [actions.\"" + t.action +
+                                 "\"] to the config)"));
+  }
+  auto it = reg.schemas.find(t.action);
+  if (it == reg.schemas.end()) return std::nullopt;
+  auto violations = it->second->Validate(t.payload, prefix + "payload");
+  if (violations.empty()) return std::nullopt;
+  std::string body;
+  JsonWriter w(body);
+  w.BeginObject().Key("error").BeginObject().Key("code").String(CodeName(Code::kUnprocessable));
+  w.Key("message").String(prefix + "payload: does not match the schema of action '" + t.action +
+                          "' (" + std::to_string(violations.size()) + " violation" +
+                          (violations.size() == 1 ? "" : "s") + ")");
+  w.Key("violations").BeginArray();
+  for (const auto& v : violations) {
+    w.BeginObject().Key("path").String(v.path).Key("message").String(v.message).EndObject();
+  }
+  w.EndArray().EndObject().EndObject();
+  return Reply{422, std::move(body)};
+}
+
 void Api::Enqueue(Request& req, Respond respond) {
   thread_local od::parser parser;
   od::document doc;
@@ -77,6 +104,7 @@ void Api::Enqueue(Request& req, Respond respond) {
   NewTask t;
   t.trace_id = req.trace_id;
   if (Status s = ReadNewTask(*obj, t); !s.ok()) return respond(ErrorReply(s));
+  if (auto refused = CheckRegistry(t, "")) return respond(std::move(*refused));
   std::vector<NewTask> tasks;
   tasks.push_back(std::move(t));
   SpanOrigin origin{req.trace_id, req.span_id, req.start_unix_nano};
@@ -122,6 +150,9 @@ void Api::EnqueueBatch(Request& req, Respond respond) {
       if (Status s = ReadNewTask(o, t); !s.ok()) {
         return respond(ErrorReply(
             Status(s.code(), "tasks[" + std::to_string(i) + "]." + s.message())));
+      }
+      if (auto refused = CheckRegistry(t, "tasks[" + std::to_string(i) + "].")) {
+        return respond(std::move(*refused));
       }
       tasks.push_back(std::move(t));
       ++i;
