@@ -143,6 +143,23 @@ std::string RenderTemplate(std::string text, const std::map<std::string, std::st
   return text;
 }
 
+Result<BaselineMap> LearnBaselines(Store& store, Micros now, const BaselineOptions& options,
+                                   const std::string& queue, const std::string& action) {
+  const int64_t hour_start = MinuteOf(now) / 60 * 60;
+  const int64_t first = hour_start - static_cast<int64_t>(options.lookback_hours) * 60;
+  auto rows = store.ReadStats(first, hour_start - 1, queue, action);
+  if (!rows.ok()) return rows.status();
+  std::map<std::pair<std::string, std::string>, std::map<int64_t, MinuteStats>> hours;
+  for (const StatsRow& r : *rows) hours[{r.queue, r.action}][r.minute / 60].Merge(r.stats);
+  BaselineMap out;
+  for (const auto& [key, by_hour] : hours) {
+    std::vector<MinuteStats> samples;
+    for (const auto& [h, s] : by_hour) samples.push_back(s);
+    out[key] = ComputeBaseline(samples, options);
+  }
+  return out;
+}
+
 RuleEvaluator::RuleEvaluator(std::vector<RuleSpec> rules, Engine& engine, Store& store,
                              SignalSources sources)
     : rules_(std::move(rules)), engine_(engine), store_(store), sources_(std::move(sources)) {}
@@ -157,17 +174,9 @@ const Baseline* RuleEvaluator::BaselineOf(const std::string& queue, const std::s
                                           Micros now) {
   const int64_t hour = MinuteOf(now) / 60;
   if (hour != baselines_hour_) {
-    const int64_t first = hour * 60 - static_cast<int64_t>(sources_.baselines.lookback_hours) * 60;
-    auto rows = store_.ReadStats(first, hour * 60 - 1, "", "");
-    if (!rows.ok()) return nullptr;  // try again next round
-    std::map<std::pair<std::string, std::string>, std::map<int64_t, MinuteStats>> hours;
-    for (const StatsRow& r : *rows) hours[{r.queue, r.action}][r.minute / 60].Merge(r.stats);
-    baselines_.clear();
-    for (const auto& [key, by_hour] : hours) {
-      std::vector<MinuteStats> samples;
-      for (const auto& [h, s] : by_hour) samples.push_back(s);
-      baselines_[key] = ComputeBaseline(samples, sources_.baselines);
-    }
+    auto learned = LearnBaselines(store_, now, sources_.baselines);
+    if (!learned.ok()) return nullptr;  // try again next round
+    baselines_ = std::move(*learned);
     baselines_hour_ = hour;
   }
   auto it = baselines_.find({queue, action});

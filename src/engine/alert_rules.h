@@ -57,6 +57,13 @@ std::vector<RuleSpec> BuiltinRules();
 // rule and the field.
 Status ValidateRule(const RuleSpec& r);
 
+// Baselines per (queue, action), learned from the complete hours of the look-back
+// before the hour `now` falls in (GET /api/baselines and the baseline rules). Empty
+// queue/action: all of them.
+using BaselineMap = std::map<std::pair<std::string, std::string>, Baseline>;
+Result<BaselineMap> LearnBaselines(Store& store, Micros now, const BaselineOptions& options,
+                                   const std::string& queue = "", const std::string& action = "");
+
 // What the rules read besides the engine and the store.
 struct SignalSources {
   std::map<std::string, int> pool_targets;            // [[pools]] name -> workers
@@ -84,7 +91,7 @@ class RuleEvaluator {
   Store& store_;
   SignalSources sources_;
   int64_t baselines_hour_ = -1;
-  std::map<std::pair<std::string, std::string>, Baseline> baselines_;
+  BaselineMap baselines_;
 };
 
 // Replaces {{key}} in text with the values given.

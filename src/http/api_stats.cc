@@ -5,6 +5,7 @@
 #include <map>
 
 #include "core/json_writer.h"
+#include "engine/alert_rules.h"
 #include "http/api.h"
 
 namespace resonance::http {
@@ -122,22 +123,14 @@ void Api::Baselines(Request& req, Respond respond) {
   engine_.Barrier([this, queue, action, respond](const Status&) {
     OnIo([this, queue, action, respond] {
       const BaselineOptions& o = options_.baselines;
-      // Complete hours only: the look-back ends where the current hour starts.
-      const int64_t hour_start = MinuteOf(clock_.Now()) / 60 * 60;
-      const int64_t first = hour_start - static_cast<int64_t>(o.lookback_hours) * 60;
-      auto rows = store_.ReadStats(first, hour_start - 1, queue, action);
-      if (!rows.ok()) return respond(ErrorReply(rows.status()));
-      std::map<std::pair<std::string, std::string>, std::map<int64_t, MinuteStats>> hours;
-      for (const StatsRow& r : *rows) hours[{r.queue, r.action}][r.minute / 60].Merge(r.stats);
+      auto learned = LearnBaselines(store_, clock_.Now(), o, queue, action);
+      if (!learned.ok()) return respond(ErrorReply(learned.status()));
       std::string body;
       JsonWriter w(body);
       w.BeginObject().Key("lookback_hours").Int(o.lookback_hours).Key("min_hours").Int(o.min_hours);
       w.Key("min_samples").Int(o.min_samples).Key("success_floor").Double(o.success_floor);
       w.Key("baselines").BeginArray();
-      for (const auto& [key, by_hour] : hours) {
-        std::vector<MinuteStats> samples;
-        for (const auto& [hour, s] : by_hour) samples.push_back(s);
-        const Baseline b = ComputeBaseline(samples, o);
+      for (const auto& [key, b] : *learned) {
         w.BeginObject().Key("queue").String(key.first).Key("action").String(key.second);
         w.Key("success_rate").BeginObject().Key("hours").Int(b.success_hours);
         WriteRate(w, "mean", b.success_mean);
