@@ -6,6 +6,7 @@
 #include "core/retry_policy.h"
 #include "core/status.h"
 #include "engine/alert_rules.h"
+#include "engine/flow_control.h"
 #include "http/json_schema.h"
 #include "observe/log.h"
 #include "store/store.h"
@@ -79,6 +80,9 @@ struct Config {
   AlertsConfig alerts;        // [alerts]
   std::vector<CanaryConfig> canaries;  // [[canaries]]
   http::ActionRegistry actions;        // [actions."NAME"] schema, [registry] strict
+  // [queues."NAME"] and [actions."NAME"] limits, [breaker], [actions."NAME".breaker]
+  // (docs/flow-control.md).
+  FlowOptions flow;
 };
 
 // Reads a TOML file. kInvalidArgument naming the key (and the file) on a wrong type,

@@ -91,6 +91,8 @@ class Api {
   void Stats(Request& req, Respond respond);
   void Baselines(Request& req, Respond respond);
   void Alerts(Request& req, Respond respond);
+  void Flow(Request& req, Respond respond);      // api_flow.cc
+  void Breakers(Request& req, Respond respond);
   void Ready(Request& req, Respond respond);
   // Live events over SSE (api_events.cc).
   void Events(Request& req, Respond respond);

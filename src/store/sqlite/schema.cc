@@ -65,6 +65,12 @@ CREATE TABLE stats (
   PRIMARY KEY (minute, queue, action)
 ) WITHOUT ROWID;
 )sql",
+    // 3: flow control: the key a task's rate and concurrency limits count it under, and
+    // its cost in tokens.
+    R"sql(
+ALTER TABLE tasks ADD COLUMN limit_key TEXT;
+ALTER TABLE tasks ADD COLUMN cost REAL NOT NULL DEFAULT 1;
+)sql",
 };
 constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);
 static_assert(kMigrationCount == kSchemaVersion, "one migration per schema version");

@@ -826,14 +826,17 @@ namespace resonance {
 namespace {
 
 TEST_F(SqliteStoreTest, VersionOneDatabaseGainsTheStatsTable) {
-  // Given a database as schema 1 left it (no stats table, user_version 1), when the
-  // store opens it, then migration 2 runs and history can be written.
+  // Given a database as schema 1 left it (no stats table nor later task columns,
+  // user_version 1), when the store opens it, then migrations 2.. run and history and
+  // flow-control fields can be written.
   store_->Close();
   store_.reset();
   {
     sqlite::Db db;
     ASSERT_TRUE(db.Open(path_, false).ok());
-    ASSERT_TRUE(db.Exec("DROP TABLE stats; PRAGMA user_version = 1;").ok());
+    ASSERT_TRUE(db.Exec("DROP TABLE stats; ALTER TABLE tasks DROP COLUMN limit_key; "
+                        "ALTER TABLE tasks DROP COLUMN cost; PRAGMA user_version = 1;")
+                    .ok());
   }
   ASSERT_EQ(UserVersion(), 1);
   Open();
@@ -844,6 +847,14 @@ TEST_F(SqliteStoreTest, VersionOneDatabaseGainsTheStatsTable) {
   auto rows = store_->ReadStats(7, 7, "", "");
   ASSERT_TRUE(rows.ok()) << rows.status().ToString();
   EXPECT_EQ(rows->size(), 1u);
+  Task t = MakeTask("t1", TaskState::kReady, "q");
+  t.limit_key = "acct-7";
+  t.cost = 2.5;
+  ASSERT_TRUE(Insert(t).ok());
+  auto back = store_->GetTask("t1");
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->limit_key, "acct-7");
+  EXPECT_EQ(back->cost, 2.5);
 }
 
 TEST_F(SqliteStoreTest, OpenTasksAtCountsCreatedAndNotYetFinished) {
