@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <climits>
 #include <vector>
 
 #include "core/civil_days.h"
@@ -289,13 +290,17 @@ bool CronSchedule::Matches(const CivilTime& local) const {
          (hours_ >> local.hour & 1) && (minutes_ >> local.minute & 1);
 }
 
-std::optional<int32_t> CronSchedule::SteadyOffset(int64_t days) const {
-  // FromCivil looks a day either side of the wall time; with one offset from two days
-  // before the local day to three days after it, local -> UTC is a plain subtraction.
-  const int32_t before = zone_.OffsetAt((days - 2) * kSecondsPerDay * kMicrosPerSecond);
-  const int32_t after = zone_.OffsetAt((days + 3) * kSecondsPerDay * kMicrosPerSecond);
-  if (before != after) return std::nullopt;
-  return before;
+CronSchedule::OffsetRange CronSchedule::OffsetsAround(int64_t days) const {
+  // FromCivil reads offsets a day either side of a wall time, and a wall time is up to
+  // a day from its instant; sampling each midnight from two days before the local day
+  // to three days after it covers every offset FromCivil can use for that day.
+  OffsetRange r{INT32_MAX, INT32_MIN};
+  for (int64_t d = days - 2; d <= days + 3; ++d) {
+    const int32_t o = zone_.OffsetAt(d * kSecondsPerDay * kMicrosPerSecond);
+    r.min = std::min(r.min, o);
+    r.max = std::max(r.max, o);
+  }
+  return r;
 }
 
 Micros CronSchedule::SlotOf(int64_t days, int hour, int minute) const {
@@ -310,22 +315,22 @@ Micros CronSchedule::SlotOf(int64_t days, int hour, int minute) const {
 }
 
 std::optional<Micros> CronSchedule::FirstOnDayAfter(int64_t days, Micros after) const {
-  const std::optional<int32_t> steady = SteadyOffset(days);
+  // Each slot is its wall time minus an offset in `r`; on a steady day (one offset) that
+  // is a subtraction and local order is UTC order, else FromCivil decides and the
+  // bounds tell when no later wall time can do better.
+  const OffsetRange r = OffsetsAround(days);
+  const bool steady = r.min == r.max;
   std::optional<Micros> best;
   for (int h = 0; h < 24; ++h) {
     if (!(hours_ >> h & 1)) continue;
-    if (steady) {
-      // Skip the hour when even its last minute is not after `after`.
-      const int64_t last = days * kSecondsPerDay + h * 3600 + 59 * 60 - *steady;
-      if (last * kMicrosPerSecond <= after) continue;
-    }
+    const int64_t hour_start = days * kSecondsPerDay + h * 3600;
+    if ((hour_start + 59 * 60 - r.min) * kMicrosPerSecond <= after) continue;
     for (int m = 0; m < 60; ++m) {
       if (!(minutes_ >> m & 1)) continue;
-      const Micros t = steady ? (days * kSecondsPerDay + h * 3600 + m * 60 - *steady) *
-                                    kMicrosPerSecond
-                              : SlotOf(days, h, m);
+      const int64_t local = hour_start + m * 60;
+      if (best && (local - r.max) * kMicrosPerSecond >= *best) return best;
+      const Micros t = steady ? (local - r.min) * kMicrosPerSecond : SlotOf(days, h, m);
       if (t <= after) continue;
-      if (steady) return t;  // local order is UTC order on a steady day
       if (!best || t < *best) best = t;
     }
   }
@@ -333,21 +338,19 @@ std::optional<Micros> CronSchedule::FirstOnDayAfter(int64_t days, Micros after) 
 }
 
 std::optional<Micros> CronSchedule::LastOnDayAtOrBefore(int64_t days, Micros at) const {
-  const std::optional<int32_t> steady = SteadyOffset(days);
+  const OffsetRange r = OffsetsAround(days);
+  const bool steady = r.min == r.max;
   std::optional<Micros> best;
   for (int h = 23; h >= 0; --h) {
     if (!(hours_ >> h & 1)) continue;
-    if (steady) {
-      const int64_t first = days * kSecondsPerDay + h * 3600 - *steady;
-      if (first * kMicrosPerSecond > at) continue;
-    }
+    const int64_t hour_start = days * kSecondsPerDay + h * 3600;
+    if ((hour_start - r.max) * kMicrosPerSecond > at) continue;
     for (int m = 59; m >= 0; --m) {
       if (!(minutes_ >> m & 1)) continue;
-      const Micros t = steady ? (days * kSecondsPerDay + h * 3600 + m * 60 - *steady) *
-                                    kMicrosPerSecond
-                              : SlotOf(days, h, m);
+      const int64_t local = hour_start + m * 60;
+      if (best && (local - r.min) * kMicrosPerSecond <= *best) return best;
+      const Micros t = steady ? (local - r.min) * kMicrosPerSecond : SlotOf(days, h, m);
       if (t > at) continue;
-      if (steady) return t;
       if (!best || t > *best) best = t;
     }
   }

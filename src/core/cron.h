@@ -69,8 +69,13 @@ class CronSchedule {
   // before `at`.
   std::optional<Micros> FirstOnDayAfter(int64_t days, Micros after) const;
   std::optional<Micros> LastOnDayAtOrBefore(int64_t days, Micros at) const;
-  // The one offset in force around the whole local day, if it does not change then.
-  std::optional<int32_t> SteadyOffset(int64_t days) const;
+  // The least and greatest UTC offsets FromCivil can apply to wall times of the local
+  // day; equal on the days far from any offset change.
+  struct OffsetRange {
+    int32_t min;
+    int32_t max;
+  };
+  OffsetRange OffsetsAround(int64_t days) const;
   Micros SlotOf(int64_t days, int hour, int minute) const;
 
   std::string spec_;
