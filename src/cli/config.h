@@ -6,6 +6,7 @@
 #include "core/retry_policy.h"
 #include "core/status.h"
 #include "engine/alert_rules.h"
+#include "engine/schedule_spec.h"
 #include "http/json_schema.h"
 #include "observe/log.h"
 #include "store/store.h"
@@ -79,6 +80,8 @@ struct Config {
   AlertsConfig alerts;        // [alerts]
   std::vector<CanaryConfig> canaries;  // [[canaries]]
   http::ActionRegistry actions;        // [actions."NAME"] schema, [registry] strict
+  std::vector<ScheduleSpec> schedules;  // [schedules.NAME] (docs/schedules.md)
+  std::map<std::string, std::vector<std::string>> target_sets;  // [target_sets] NAME = [...]
 };
 
 // Reads a TOML file. kInvalidArgument naming the key (and the file) on a wrong type,
