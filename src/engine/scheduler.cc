@@ -197,7 +197,13 @@ Status Scheduler::Load(const std::vector<ScheduleSpec>& config_schedules,
     }
     e.config_paused = spec.paused;
     if (e.spec.paused && e.paused_at == 0) e.paused_at = now;
-    if (!e.spec.paused) e.paused_at = 0;
+    if (!e.spec.paused && e.paused_at != 0) {  // resumed by the config: as the API's resume
+      const Micros through = e.cron->Previous(now).value_or(0);
+      e.quiet_from = e.paused_at;
+      e.quiet_through = through;
+      e.last_slot = std::max(e.last_slot, through);
+      e.paused_at = 0;
+    }
     writes.push_back(PutRecord{RecordOf(e)});
     schedules_[spec.name] = std::move(e);
   }
