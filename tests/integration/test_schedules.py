@@ -1,7 +1,9 @@
 """Schedules, target sets, gaps and backfill (docs/schedules.md), black box."""
 import time
 
-from conftest import SLOW, assert_error, parse_ts, wait_until
+import pytest
+
+from conftest import SLOW, Server, ServerError, assert_error, parse_ts, wait_until
 
 
 def scheduled(srv, schedule):
@@ -263,3 +265,21 @@ def test_a_missed_slot_is_a_gap_an_alert_and_a_backfill_that_closes_it(server_fa
     wait_until(lambda: not alert(), 5 * SLOW, what="ScheduleGaps resolved")
     assert srv.metric('resonance_schedule_gaps_open{schedule="g"}') == 0
     assert_error(*srv.request("GET", "/api/gaps?limit=0"), 400, mentions="limit")
+
+
+@pytest.mark.parametrize("schedule,mentions", [
+    (every("61 * * * *"), "schedules.bad.cron"),
+    (every("@hourly", time_zone="Nowhere/City"), "schedules.bad.time_zone"),
+    (every("@hourly", target_set="missing"), "schedules.bad.target_set"),
+    (every("@hourly", catch_up="sometimes"), "schedules.bad.catch_up"),
+    ({"cron": "@hourly"}, "schedules.bad.action"),
+])
+def test_a_bad_schedule_in_the_config_stops_the_start(tmp_workdir, schedule, mentions):
+    srv = Server(tmp_workdir / "bad", config={"schedules": {"bad": schedule}})
+    try:
+        with pytest.raises(ServerError):
+            srv.start()
+        assert srv.proc.returncode == 2
+        assert mentions in srv.stderr_tail(), srv.stderr_tail()
+    finally:
+        srv.cleanup()
