@@ -28,15 +28,12 @@ struct Field {
 
 constexpr std::array<const char*, 12> kMonthNames = {"JAN", "FEB", "MAR", "APR", "MAY", "JUN",
                                                      "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"};
-constexpr std::array<const char*, 12> kDayNames = {"SUN", "MON", "TUE", "WED", "THU", "FRI",
-                                                   "SAT", nullptr, nullptr, nullptr, nullptr,
-                                                   nullptr};
+constexpr std::array<const char*, 12> kDayNames = {
+    "SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT", nullptr, nullptr, nullptr, nullptr, nullptr};
 
 constexpr Field kFields[5] = {
-    {"minute", 0, 59, nullptr, 0},
-    {"hour", 0, 23, nullptr, 0},
-    {"day-of-month", 1, 31, nullptr, 0},
-    {"month", 1, 12, &kMonthNames, 1},
+    {"minute", 0, 59, nullptr, 0},        {"hour", 0, 23, nullptr, 0},
+    {"day-of-month", 1, 31, nullptr, 0},  {"month", 1, 12, &kMonthNames, 1},
     {"day-of-week", 0, 7, &kDayNames, 0},
 };
 
@@ -55,8 +52,7 @@ std::vector<std::string_view> SplitBlanks(std::string_view s) {
 }
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
            return std::toupper(static_cast<unsigned char>(x)) ==
                   std::toupper(static_cast<unsigned char>(y));
          });
@@ -167,8 +163,8 @@ class FieldParser {
 Result<int64_t> ParseEvery(std::string_view spec, std::string_view d) {
   auto fail = [&](const std::string& why) {
     return Status(Code::kInvalidArgument, "invalid cron spec \"" + std::string(spec) +
-                                              "\": @every duration \"" + std::string(d) +
-                                              "\" " + why);
+                                              "\": @every duration \"" + std::string(d) + "\" " +
+                                              why);
   };
   if (d.empty()) return fail("is missing: expected e.g. 30s, 5m, 1h30m, 2d");
   int64_t total = 0;
@@ -181,10 +177,18 @@ Result<int64_t> ParseEvery(std::string_view spec, std::string_view d) {
     if (i == d.size()) return fail("has a number without a unit (d, h, m or s)");
     int64_t unit = 0;
     switch (d[i]) {
-      case 'd': unit = kSecondsPerDay; break;
-      case 'h': unit = 3600; break;
-      case 'm': unit = 60; break;
-      case 's': unit = 1; break;
+      case 'd':
+        unit = kSecondsPerDay;
+        break;
+      case 'h':
+        unit = 3600;
+        break;
+      case 'm':
+        unit = 60;
+        break;
+      case 's':
+        unit = 1;
+        break;
       default:
         return fail("has an unknown unit '" + std::string(1, d[i]) + "' (use d, h, m or s)");
     }

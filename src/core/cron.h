@@ -82,11 +82,11 @@ class CronSchedule {
   std::string time_zone_;
   TimeZone zone_;
   Micros every_ = 0;
-  uint64_t minutes_ = 0;   // bit m: minute m matches
-  uint32_t hours_ = 0;     // bit h
-  uint32_t mdays_ = 0;     // bit d, 1..31
-  uint32_t months_ = 0;    // bit m, 1..12
-  uint32_t wdays_ = 0;     // bit d, 0..6 (Sunday = 0)
+  uint64_t minutes_ = 0;  // bit m: minute m matches
+  uint32_t hours_ = 0;    // bit h
+  uint32_t mdays_ = 0;    // bit d, 1..31
+  uint32_t months_ = 0;   // bit m, 1..12
+  uint32_t wdays_ = 0;    // bit d, 0..6 (Sunday = 0)
   bool mday_restricted_ = false;
   bool wday_restricted_ = false;
 };

@@ -236,18 +236,23 @@ TEST(CronTest, NextAndPreviousMatchBruteForce) {
   // an hour: its spring gap maps 02:15 to after 02:30), then for random
   // instants Next is the first brute-forced slot after t, Previous the last at or
   // before t, Previous(Next(t)) == Next(t) and no slot lies strictly between them.
-  const char* kSpecs[] = {"* * * * *",    "*/7 3-5 * * *", "30 2 * * *",   "0 * * * *",
-                          "15 1,2,3 * * 0", "59 23 * * *",   "0 0 * * *",    "0 12 13 * 5",
+  const char* kSpecs[] = {"* * * * *",      "*/7 3-5 * * *",       "30 2 * * *",   "0 * * * *",
+                          "15 1,2,3 * * 0", "59 23 * * *",         "0 0 * * *",    "0 12 13 * 5",
                           "*/20 0-3 * * *", "0,30 * 28-31 3,10 *", "15,30 2 * * *"};
   struct Window {
     const char* zone;
     const char* from;
   };
   const Window kWindows[] = {
-      {"UTC", "2026-02-25T00:00:00Z"},        {"Europe/Berlin", "2026-03-26T00:00:00Z"},
-      {"Europe/Berlin", "2026-10-22T00:00:00Z"}, {"America/New_York", "2026-03-05T00:00:00Z"},
-      {"America/New_York", "2026-10-29T00:00:00Z"}, {"Australia/Lord_Howe", "2026-04-02T00:00:00Z"},
-      {"Australia/Lord_Howe", "2026-10-01T00:00:00Z"}, {"America/Santiago", "2026-09-03T00:00:00Z"}, {"Europe/Berlin", "2090-03-23T00:00:00Z"},
+      {"UTC", "2026-02-25T00:00:00Z"},
+      {"Europe/Berlin", "2026-03-26T00:00:00Z"},
+      {"Europe/Berlin", "2026-10-22T00:00:00Z"},
+      {"America/New_York", "2026-03-05T00:00:00Z"},
+      {"America/New_York", "2026-10-29T00:00:00Z"},
+      {"Australia/Lord_Howe", "2026-04-02T00:00:00Z"},
+      {"Australia/Lord_Howe", "2026-10-01T00:00:00Z"},
+      {"America/Santiago", "2026-09-03T00:00:00Z"},
+      {"Europe/Berlin", "2090-03-23T00:00:00Z"},
   };
   std::mt19937_64 rng(7);
   for (const Window& w : kWindows) {
@@ -273,7 +278,8 @@ TEST(CronTest, NextAndPreviousMatchBruteForce) {
         } else if (next) {
           ASSERT_GE(*next, to - kSecondsPerDay * kMicrosPerSecond / 2) << where;
         }
-        if (after != slots.begin() && *std::prev(after) > from + kSecondsPerDay * kMicrosPerSecond / 2) {
+        if (after != slots.begin() &&
+            *std::prev(after) > from + kSecondsPerDay * kMicrosPerSecond / 2) {
           std::optional<Micros> prev = c.Previous(t);
           ASSERT_TRUE(prev.has_value()) << where;
           ASSERT_EQ(FormatRfc3339(*prev), FormatRfc3339(*std::prev(after))) << where;

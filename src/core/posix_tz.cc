@@ -30,8 +30,8 @@ bool ReadName(std::string_view& s) {
     if (close == std::string_view::npos || close < 2) return false;
     for (size_t i = 1; i < close; ++i) {
       char c = s[i];
-      bool ok = IsDigit(c) || c == '+' || c == '-' || (c >= 'A' && c <= 'Z') ||
-                (c >= 'a' && c <= 'z');
+      bool ok =
+          IsDigit(c) || c == '+' || c == '-' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
       if (!ok) return false;
     }
     s.remove_prefix(close + 1);
@@ -147,8 +147,7 @@ int64_t PosixTz::LocalSecondsOf(const RuleDate& date, int64_t year) {
 
 int32_t PosixTz::OffsetAt(int64_t utc_seconds) const {
   if (!has_dst_) return std_offset_;
-  const int64_t year =
-      CivilFromDays(FloorDiv(utc_seconds + std_offset_, kSecondsPerDay)).year;
+  const int64_t year = CivilFromDays(FloorDiv(utc_seconds + std_offset_, kSecondsPerDay)).year;
   const int64_t start = LocalSecondsOf(start_, year) - std_offset_;
   const int64_t end = LocalSecondsOf(end_, year) - dst_offset_;
   bool dst;

@@ -28,9 +28,9 @@ class PosixTz {
   struct RuleDate {
     enum class Kind { kJulian1, kJulian0, kMonthWeekDay };
     Kind kind = Kind::kMonthWeekDay;
-    int month = 0;  // kMonthWeekDay: 1..12
-    int week = 0;   // kMonthWeekDay: 1..5, 5 = last
-    int day = 0;    // weekday 0..6 (kMonthWeekDay), or the day number (kJulian*)
+    int month = 0;        // kMonthWeekDay: 1..12
+    int week = 0;         // kMonthWeekDay: 1..5, 5 = last
+    int day = 0;          // weekday 0..6 (kMonthWeekDay), or the day number (kJulian*)
     int32_t time = 7200;  // seconds after local midnight, may be negative or > 24h
   };
   // Seconds since the epoch, in local wall time of the offset in force before the

@@ -15,7 +15,7 @@ namespace resonance {
 
 struct TimeZone::Data {
   std::string name;
-  std::vector<int64_t> transitions;       // UTC seconds, ascending
+  std::vector<int64_t> transitions;        // UTC seconds, ascending
   std::vector<int32_t> transition_offset;  // offset in force from transitions[i] on
   int32_t before_first = 0;                // offset before transitions[0]
   int32_t after_last = 0;                  // offset after the last one, without footer
@@ -69,10 +69,9 @@ bool ReadHeader(ByteReader& r, Header& h) {
   h.version = rest[4];
   r.Skip(20);
   return r.Read(4, h.isutcnt) && r.Read(4, h.isstdcnt) && r.Read(4, h.leapcnt) &&
-         r.Read(4, h.timecnt) && r.Read(4, h.typecnt) && r.Read(4, h.charcnt) &&
-         h.isutcnt >= 0 && h.isstdcnt >= 0 && h.leapcnt >= 0 && h.timecnt >= 0 &&
-         h.typecnt >= 1 && h.typecnt <= 256 && h.charcnt >= 0 &&
-         (h.isutcnt == 0 || h.isutcnt == h.typecnt) &&
+         r.Read(4, h.timecnt) && r.Read(4, h.typecnt) && r.Read(4, h.charcnt) && h.isutcnt >= 0 &&
+         h.isstdcnt >= 0 && h.leapcnt >= 0 && h.timecnt >= 0 && h.typecnt >= 1 &&
+         h.typecnt <= 256 && h.charcnt >= 0 && (h.isutcnt == 0 || h.isutcnt == h.typecnt) &&
          (h.isstdcnt == 0 || h.isstdcnt == h.typecnt);
 }
 
@@ -141,8 +140,8 @@ bool ValidName(std::string_view name) {
   if (name.empty() || name.size() > 255 || name[0] == '/') return false;
   if (name.find("..") != std::string_view::npos) return false;
   return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '/' || c == '_' || c == '+' || c == '-' || c == '.';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '/' ||
+           c == '_' || c == '+' || c == '-' || c == '.';
   });
 }
 

@@ -70,8 +70,8 @@ CivilTime ToCivil(Micros utc, const TimeZone& tz);
 //   offset before the jump: 02:30 on a spring-forward night in Berlin (02:00 -> 03:00)
 //   becomes 01:30 UTC, which reads 03:30 local.
 // - An ambiguous time (the repeated hour of fall-back) gives the FIRST occurrence.
-// Assumes at most one offset change within a day either side of `local`, which holds
-// for every rule in tzdata.
+// Assumes at most one offset change within a day either side of `local`; that holds for
+// every tzdata zone since 1970 (checked against all of /usr/share/zoneinfo, 1970-2100).
 Micros FromCivil(const CivilTime& local, const TimeZone& tz);
 
 }  // namespace resonance

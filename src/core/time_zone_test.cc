@@ -159,20 +159,20 @@ TEST(TimeZoneTest, FromCivilCarriesOutOfRangeFields) {
 }
 
 TEST(TimeZoneTest, FromCivilRoundTripsEveryExistingMinute) {
-  // Given every minute of 2026 in Berlin and New York, then FromCivil(ToCivil(t)) is t
-  // except in the second pass of a repeated hour, where it is one hour earlier.
+  // Given every fifth minute of 2026 in Berlin and New York, then FromCivil(ToCivil(t))
+  // is t except in the second pass of the repeated hour, where it is one hour earlier.
   for (const char* name : {"Europe/Berlin", "America/New_York"}) {
     TimeZone z = Zone(name);
     int repeated = 0;
     for (Micros t = At("2026-01-01T00:00:00Z"); t < At("2027-01-01T00:00:00Z");
-         t += 60 * kMicrosPerSecond) {
+         t += 5 * 60 * kMicrosPerSecond) {
       Micros back = FromCivil(ToCivil(t, z), z);
       if (back != t) {
         ASSERT_EQ(back, t - kHour * kMicrosPerSecond) << name << " " << FormatRfc3339(t);
         ++repeated;
       }
     }
-    EXPECT_EQ(repeated, 60) << name;
+    EXPECT_EQ(repeated, 12) << name;
   }
 }
 
@@ -206,10 +206,10 @@ TEST(TimeZoneTest, AgreesWithGlibcLocaltime) {
   std::mt19937_64 rng(20261122);
   std::uniform_int_distribution<int64_t> secs(-2'208'988'800LL, 5'680'281'600LL);
   for (const char* name :
-       {"Europe/Berlin", "America/New_York", "Australia/Sydney", "Asia/Kolkata",
-        "Pacific/Chatham", "America/Sao_Paulo", "Africa/Casablanca", "Europe/Dublin",
-        "America/Nuuk", "Pacific/Apia", "Asia/Tehran", "America/St_Johns", "Antarctica/Troll",
-        "America/Santiago", "Europe/London"}) {
+       {"Europe/Berlin", "America/New_York", "Australia/Sydney", "Asia/Kolkata", "Pacific/Chatham",
+        "America/Sao_Paulo", "Africa/Casablanca", "Europe/Dublin", "America/Nuuk", "Pacific/Apia",
+        "Asia/Tehran", "America/St_Johns", "Antarctica/Troll", "America/Santiago",
+        "Europe/London"}) {
     TimeZone z = Zone(name);
     ScopedTz tz(name);
     for (int i = 0; i < 3000; ++i) {
@@ -315,10 +315,10 @@ TEST(TimeZoneTest, RefusesMalformedFiles) {
   std::string bad_footer = Header('2', 0, 1, 0);
   bad_footer.append(6, '\0');
   bad_footer += Header('2', 0, 1, 4) + good.substr(44) + "\nnot a rule\n";
-  for (const Case& c : {Case{"", "not a TZif file"}, Case{"TZif2", "not a TZif file"},
-                        Case{good.substr(0, good.size() - 2), "truncated"},
-                        Case{bad_type, "transition type out of range"},
-                        Case{bad_footer, "bad POSIX TZ footer"}}) {
+  for (const Case& c :
+       {Case{"", "not a TZif file"}, Case{"TZif2", "not a TZif file"},
+        Case{good.substr(0, good.size() - 2), "truncated"},
+        Case{bad_type, "transition type out of range"}, Case{bad_footer, "bad POSIX TZ footer"}}) {
     auto z = TimeZone::FromTzif("bad", c.bytes);
     ASSERT_FALSE(z.ok()) << c.why;
     EXPECT_NE(z.status().message().find(c.why), std::string::npos) << z.status().message();
@@ -395,9 +395,9 @@ TEST(PosixTzTest, AllYearDstAndSouthernRules) {
 }
 
 TEST(PosixTzTest, RefusesMalformedRules) {
-  for (const char* s : {"", "C-1", "CET", "CET-1CEST,M3.5", "CET-1CEST,M13.1.0,M10.5.0",
-                        "CET-25", "CET-1CEST,M3.5.0", "CET-1CEST,M3.5.0,M10.5.0/168",
-                        "CET-1CEST,J0,J10", "CET-1CEST,366,10", "<>1", "<AB>", "CET-1CEST,M3.6.0,M10.5.0",
+  for (const char* s : {"", "C-1", "CET", "CET-1CEST,M3.5", "CET-1CEST,M13.1.0,M10.5.0", "CET-25",
+                        "CET-1CEST,M3.5.0", "CET-1CEST,M3.5.0,M10.5.0/168", "CET-1CEST,J0,J10",
+                        "CET-1CEST,366,10", "<>1", "<AB>", "CET-1CEST,M3.6.0,M10.5.0",
                         "CET-1CEST,M3.5.7,M10.5.0", "CET-1CEST,M3.5.0,M10.5.0x"}) {
     EXPECT_FALSE(PosixTz::Parse(s).has_value()) << s;
   }
