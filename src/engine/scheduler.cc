@@ -328,7 +328,9 @@ Micros Scheduler::Tick(Micros now) {
       if (auto n = e.cron->Next(std::max(now, e.last_slot))) next = std::min(next, *n);
     }
     if (e.spec.gap_grace > 0) {
-      if (auto n = e.cron->Next(e.checked_through)) next = std::min(next, std::max(now, *n + e.spec.gap_grace));
+      if (auto n = e.cron->Next(e.checked_through)) {
+        next = std::min(next, std::max({now, *n + e.spec.gap_grace, e.gap_retry_at}));
+      }
     }
   }
   return next;
@@ -362,7 +364,7 @@ void Scheduler::TickOne(Entry& e, Micros now, bool check_gaps) {
 
   // 1. Gaps, among slots whose grace has passed (before firing: a slot fired in this
   // round is not in the store yet).
-  if (check_gaps && e.spec.gap_grace > 0) {
+  if (check_gaps && e.spec.gap_grace > 0 && now >= e.gap_retry_at) {
     Micros upto = now - e.spec.gap_grace;
     if (e.spec.paused) upto = std::min(upto, e.paused_at);
     std::vector<Micros> slots = SlotsBetween(e, e.checked_through, upto, kMaxGapScan + 1);
@@ -381,6 +383,7 @@ void Scheduler::TickOne(Entry& e, Micros now, bool check_gaps) {
         auto id = store_.FindByIdempotencyKey(key);
         if (!id.ok()) {
           stop = true;
+          e.gap_retry_at = now + kMaxWait;
           break;
         }
         GapInfo g;
@@ -388,18 +391,21 @@ void Scheduler::TickOne(Entry& e, Micros now, bool check_gaps) {
           auto t = store_.GetTask(**id);
           if (!t.ok()) {
             stop = true;
+            e.gap_retry_at = now + kMaxWait;
             break;
           }
           const Micros deadline = std::max(slot, t->created_at) + e.spec.gap_grace;
           if (t->state == TaskState::kSucceeded && t->finished_at <= deadline) continue;
           if (!IsTerminal(t->state) && now < deadline) {
             stop = true;  // not decided yet
+            e.gap_retry_at = deadline;
             break;
           }
           g.task_ids.push_back(t->id);
         } else {
           if (slot > e.last_slot && !e.spec.paused) {
-            stop = true;  // not fired yet
+            stop = true;  // not fired yet (this round fires it)
+            e.gap_retry_at = now + kMaxWait / 10;
             break;
           }
           if (slot > e.quiet_from && slot <= e.quiet_through) continue;  // paused then

@@ -117,6 +117,7 @@ class Scheduler {
     Micros paused_at = 0;        // while paused
     Micros quiet_from = 0;       // a pause: slots in (quiet_from, quiet_through] with
     Micros quiet_through = 0;    // no task are not gaps
+    Micros gap_retry_at = 0;     // a check waits for an undecided slot until then
     int64_t slots_total = 0;     // since start (metrics)
     int64_t gaps_total = 0;
   };

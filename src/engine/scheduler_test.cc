@@ -251,6 +251,27 @@ TEST_F(SchedulerTest, AMissedSlotIsAGapAndItsBackfillClosesIt) {
   EXPECT_TRUE(gaps[0].task_ids.empty());
 }
 
+TEST_F(SchedulerTest, ACaughtUpSlotGetsItsGraceFromItsEnqueue) {
+  ScheduleSpec spec = Every10s();
+  spec.gap_grace = 5 * kS;
+  Load({spec});
+  clock_.Set(kT0 + 14 * kS);  // down while slot 10 came due: "latest" enqueues it late
+  Restart({spec});
+  TickAt(kT0 + 14 * kS);
+  ASSERT_THAT(Slots(), ElementsAre("10"));
+  // At 16 s slot 10 is past slot + grace but its task came at 14 s: undecided until
+  // 19 s. The rounds wake at least once a second, and then at 19 s, not sooner.
+  TickAt(kT0 + 16 * kS);
+  EXPECT_TRUE(Gaps().empty());
+  clock_.Set(kT0 + 18 * kS + kS / 2);
+  EXPECT_EQ(scheduler_->Tick(kT0 + 18 * kS + kS / 2), kT0 + 19 * kS);
+  Settle();
+  EXPECT_TRUE(Gaps().empty());
+  TickAt(kT0 + 19 * kS);
+  ASSERT_EQ(Gaps().size(), 1u);
+  EXPECT_EQ(Gaps()[0].slot, kT0 + 10 * kS);
+}
+
 TEST_F(SchedulerTest, SlotsWhilePausedAreNeitherRunNorGaps) {
   ScheduleSpec spec = Every10s();
   spec.gap_grace = 2 * kS;
