@@ -27,7 +27,8 @@ Status ReadInt(simdjson::dom::element v, const char* field, int64_t min, int64_t
                int32_t& out) {
   int64_t i = 0;
   if (v.get_int64().get(i) || i < min || i > max) {
-    return Bad(field, "must be an integer from " + std::to_string(min) + " to " + std::to_string(max));
+    return Bad(field,
+               "must be an integer from " + std::to_string(min) + " to " + std::to_string(max));
   }
   out = static_cast<int32_t>(i);
   return Status::Ok();
@@ -42,9 +43,12 @@ Status ReadBool(simdjson::dom::element v, const char* field, bool& out) {
 
 const char* CatchUpName(CatchUp c) {
   switch (c) {
-    case CatchUp::kSkip: return "skip";
-    case CatchUp::kLatest: return "latest";
-    case CatchUp::kAll: return "all";
+    case CatchUp::kSkip:
+      return "skip";
+    case CatchUp::kLatest:
+      return "latest";
+    case CatchUp::kAll:
+      return "all";
   }
   return "latest";
 }
@@ -52,8 +56,8 @@ const char* CatchUpName(CatchUp c) {
 bool ValidScheduleName(std::string_view name) {
   if (name.empty() || name.size() > 100) return false;
   return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '-' || c == '.';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-' || c == '.';
   });
 }
 
@@ -87,7 +91,8 @@ Result<ScheduleSpec> ParseScheduleSpec(std::string_view json, std::string name,
     return Status(Code::kInvalidJson, "the schedule is not well-formed JSON");
   }
   simdjson::dom::object obj;
-  if (root.get_object().get(obj)) return Status(Code::kInvalidArgument, "a schedule must be a JSON object");
+  if (root.get_object().get(obj))
+    return Status(Code::kInvalidArgument, "a schedule must be a JSON object");
   ScheduleSpec s;
   s.name = std::move(name);
   bool has_cron = false, has_action = false;
@@ -170,7 +175,8 @@ Result<ScheduleSpec> ParseScheduleSpec(std::string_view json, std::string name,
         g = ParseDurationText(text);
       }
       if (!g) {
-        st = Bad(f, "must be a number of seconds >= 0 or a duration such as \"90s\", \"10m\", \"2h\"");
+        st = Bad(f,
+                 "must be a number of seconds >= 0 or a duration such as \"90s\", \"10m\", \"2h\"");
       } else {
         s.gap_grace = *g;
       }
@@ -182,18 +188,21 @@ Result<ScheduleSpec> ParseScheduleSpec(std::string_view json, std::string name,
     if (!st.ok()) return st;
   }
   if (!ValidScheduleName(s.name)) return Bad("name", "must be 1 to 100 of A-Z a-z 0-9 _ . -");
-  if (!has_cron || s.cron.empty()) return Bad("cron", "is required (e.g. \"*/5 * * * *\" or \"@every 30m\")");
+  if (!has_cron || s.cron.empty())
+    return Bad("cron", "is required (e.g. \"*/5 * * * *\" or \"@every 30m\")");
   if (!has_action || s.action.empty()) return Bad("action", "is required");
   if (s.queue.empty()) return Bad("queue", "must be 1 to 200 characters");
   if (s.time_zone.empty()) return Bad("time_zone", "must not be empty");
   if (s.backfill && s.gap_grace == 0) {
-    return Bad("backfill", "needs gap_grace (backfill tasks are made for gaps, and gaps are only "
-                           "looked for with a gap_grace)");
+    return Bad("backfill",
+               "needs gap_grace (backfill tasks are made for gaps, and gaps are only "
+               "looked for with a gap_grace)");
   }
   if (!s.target_set.empty()) {
     simdjson::dom::parser p2;
     simdjson::dom::object payload;
-    if (!p2.parse(s.payload).get_object().get(payload) && payload.at_key(s.item_field).error() == simdjson::SUCCESS) {
+    if (!p2.parse(s.payload).get_object().get(payload) &&
+        payload.at_key(s.item_field).error() == simdjson::SUCCESS) {
       return Bad("payload." + s.item_field,
                  "is set per item by the target set fan-out; leave it out of the payload");
     }

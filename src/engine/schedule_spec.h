@@ -33,10 +33,10 @@ struct ScheduleSpec {
   CatchUp catch_up = CatchUp::kLatest;
   int32_t catch_up_max = 100;
   bool paused = false;
-  std::string target_set;          // empty: one task per slot; else one per item
+  std::string target_set;           // empty: one task per slot; else one per item
   std::string item_field = "item";  // payload key that receives the item
-  Micros gap_grace = 0;            // 0: no gap detection
-  bool backfill = false;           // enqueue a task for each gap found
+  Micros gap_grace = 0;             // 0: no gap detection
+  bool backfill = false;            // enqueue a task for each gap found
 };
 
 // Schedule and target-set names: 1 to 100 of [A-Za-z0-9_.-].

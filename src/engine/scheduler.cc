@@ -22,9 +22,9 @@ constexpr Micros kMaxWait = kMicrosPerSecond;
 
 // Stored state fields of a schedule record besides its definition.
 const std::vector<std::string>& StateKeys() {
-  static const std::vector<std::string> k = {"source",        "config_paused",  "created_at_us",
-                                             "last_slot_us",  "checked_through_us",
-                                             "paused_at_us",  "quiet_from_us", "quiet_through_us"};
+  static const std::vector<std::string> k = {"source",        "config_paused",      "created_at_us",
+                                             "last_slot_us",  "checked_through_us", "paused_at_us",
+                                             "quiet_from_us", "quiet_through_us"};
   return k;
 }
 
@@ -173,7 +173,8 @@ Status Scheduler::Load(const std::vector<ScheduleSpec>& config_schedules,
       return Status(Code::kInvalidArgument, "schedules." + spec.name + "." + s.message());
     }
     if (!spec.target_set.empty() && !sets_.count(spec.target_set)) {
-      return Status(Code::kInvalidArgument, "schedules." + spec.name + ".target_set: no target set named '" +
+      return Status(Code::kInvalidArgument, "schedules." + spec.name +
+                                                ".target_set: no target set named '" +
                                                 spec.target_set + "' ([target_sets])");
     }
     auto it = by_name.find(spec.name);
@@ -213,7 +214,8 @@ Status Scheduler::Load(const std::vector<ScheduleSpec>& config_schedules,
     if (!p.parse(r->value).at_key("source").get_string().get(source) && source == "config") {
       log::Info("scheduler", "schedule " + name + " is no longer in the config: deleted");
       writes.push_back(DeleteRecord{kScheduleRecord, name});
-      events.emplace_back("schedule.deleted", "{\"schedule\":\"" + name + "\",\"source\":\"config\"}");
+      events.emplace_back("schedule.deleted",
+                          "{\"schedule\":\"" + name + "\",\"source\":\"config\"}");
       continue;
     }
     auto spec = ParseScheduleSpec(r->value, name, StateKeys());
@@ -250,18 +252,19 @@ Status Scheduler::Load(const std::vector<ScheduleSpec>& config_schedules,
       if (!s.ok()) log::Error("scheduler", "loading schedules: " + s.message());
     };
     if (events.empty()) {
-      engine_.Enqueue({}, [done](const Status& s, std::vector<EnqueueOutcome>) { done(s); },
-                      [writes = std::move(writes)](const std::vector<EnqueueOutcome>&,
-                                                   ExtraWrites& x) mutable {
-                        x.mutations = std::move(writes);
-                      });
+      engine_.Enqueue(
+          {}, [done](const Status& s, std::vector<EnqueueOutcome>) { done(s); },
+          [writes = std::move(writes)](const std::vector<EnqueueOutcome>&, ExtraWrites& x) mutable {
+            x.mutations = std::move(writes);
+          });
     } else {
-      engine_.Enqueue({}, [done](const Status& s, std::vector<EnqueueOutcome>) { done(s); },
-                      [writes = std::move(writes), events = std::move(events)](
-                          const std::vector<EnqueueOutcome>&, ExtraWrites& x) mutable {
-                        x.mutations = std::move(writes);
-                        x.events = std::move(events);
-                      });
+      engine_.Enqueue(
+          {}, [done](const Status& s, std::vector<EnqueueOutcome>) { done(s); },
+          [writes = std::move(writes), events = std::move(events)](
+              const std::vector<EnqueueOutcome>&, ExtraWrites& x) mutable {
+            x.mutations = std::move(writes);
+            x.events = std::move(events);
+          });
     }
   }
   log::Info("scheduler", std::to_string(schedules_.size()) + " schedules, " +
@@ -341,7 +344,11 @@ void Scheduler::TickOne(Entry& e, Micros now, bool check_gaps) {
   std::vector<NewTask> tasks;
   std::vector<std::pair<std::string, std::string>> events;
   // Which task of `tasks` is which: (slot, item) of slot tasks, gap index of backfills.
-  struct Fired { Micros slot; size_t first, count; bool catch_up; };
+  struct Fired {
+    Micros slot;
+    size_t first, count;
+    bool catch_up;
+  };
   std::vector<Fired> fired;
   std::vector<GapInfo> gaps;
   std::vector<size_t> backfill_of;  // task index -> gaps index, for tasks after the slots
@@ -351,8 +358,9 @@ void Scheduler::TickOne(Entry& e, Micros now, bool check_gaps) {
     NewTask t;
     t.queue = e.spec.queue;
     t.action = e.spec.action;
-    t.payload = e.spec.target_set.empty() ? e.spec.payload
-                                          : PayloadWithItem(e.spec.payload, e.spec.item_field, item);
+    t.payload = e.spec.target_set.empty()
+                    ? e.spec.payload
+                    : PayloadWithItem(e.spec.payload, e.spec.item_field, item);
     t.priority = e.spec.priority;
     t.max_attempts = e.spec.max_attempts;
     t.timeout_s = e.spec.timeout_s;
@@ -434,7 +442,8 @@ void Scheduler::TickOne(Entry& e, Micros now, bool check_gaps) {
     for (Micros s : due) (s > started_at_ ? fire : missed).push_back(s);  // newest first
     size_t keep = 0;
     if (e.spec.catch_up == CatchUp::kLatest) keep = std::min<size_t>(1, missed.size());
-    if (e.spec.catch_up == CatchUp::kAll) keep = std::min<size_t>(e.spec.catch_up_max, missed.size());
+    if (e.spec.catch_up == CatchUp::kAll)
+      keep = std::min<size_t>(e.spec.catch_up_max, missed.size());
     for (size_t i = 0; i < missed.size(); ++i) {
       if (i < keep) {
         fire.push_back(missed[i]);
@@ -458,8 +467,9 @@ void Scheduler::TickOne(Entry& e, Micros now, bool check_gaps) {
   const size_t slot_tasks = tasks.size();
   if (e.spec.backfill) {
     for (size_t i = 0; i < gaps.size(); ++i) {
-      tasks.push_back(new_task(gaps[i].slot, gaps[i].item,
-                               "schedule:" + SlotKey(name, gaps[i].slot, gaps[i].item) + ":backfill"));
+      tasks.push_back(
+          new_task(gaps[i].slot, gaps[i].item,
+                   "schedule:" + SlotKey(name, gaps[i].slot, gaps[i].item) + ":backfill"));
       backfill_of.push_back(i);
     }
   }
@@ -477,7 +487,8 @@ void Scheduler::TickOne(Entry& e, Micros now, bool check_gaps) {
       std::move(tasks),
       [durable, name](const Status& s, std::vector<EnqueueOutcome>) {
         ++*durable;
-        if (!s.ok()) log::Error("scheduler", "schedule " + name + ": enqueue failed: " + s.message());
+        if (!s.ok())
+          log::Error("scheduler", "schedule " + name + ": enqueue failed: " + s.message());
       },
       [&](const std::vector<EnqueueOutcome>& out, ExtraWrites& x) {
         built = true;
@@ -494,7 +505,11 @@ void Scheduler::TickOne(Entry& e, Micros now, bool check_gaps) {
         if (skipped > 0) {
           std::string data;
           JsonWriter w(data);
-          w.BeginObject().Key("schedule").String(name).Key("catch_up").String(CatchUpName(e.spec.catch_up));
+          w.BeginObject()
+              .Key("schedule")
+              .String(name)
+              .Key("catch_up")
+              .String(CatchUpName(e.spec.catch_up));
           w.Key("count").Int(static_cast<int64_t>(skipped)).Key("first").Time(skipped_first);
           w.Key("last").Time(skipped_last).EndObject();
           x.events.emplace_back("schedule.skipped", std::move(data));
@@ -516,9 +531,10 @@ void Scheduler::TickOne(Entry& e, Micros now, bool check_gaps) {
   for (GapInfo& g : made) {
     OpenGap og{g, g.task_ids};
     if (!g.backfill_task_id.empty()) og.watch.push_back(g.backfill_task_id);
-    log::Warn("scheduler", "gap: schedule " + name + " slot " + FormatRfc3339(g.slot) +
-                               (g.item.empty() ? "" : " item " + g.item) +
-                               (g.backfill_task_id.empty() ? "" : ", backfill " + g.backfill_task_id));
+    log::Warn("scheduler",
+              "gap: schedule " + name + " slot " + FormatRfc3339(g.slot) +
+                  (g.item.empty() ? "" : " item " + g.item) +
+                  (g.backfill_task_id.empty() ? "" : ", backfill " + g.backfill_task_id));
     open_gaps_[g.id] = std::move(og);
   }
 }

@@ -150,10 +150,10 @@ class Scheduler {
   Micros started_at_ = 0;
 
   std::mutex mu_;
-  std::map<std::string, Entry> schedules_;        // guarded by mu_
-  std::map<std::string, TargetSet> sets_;         // guarded by mu_
-  std::map<std::string, OpenGap> open_gaps_;      // by id; guarded by mu_
-  Micros last_gap_close_ = 0;                     // guarded by mu_
+  std::map<std::string, Entry> schedules_;    // guarded by mu_
+  std::map<std::string, TargetSet> sets_;     // guarded by mu_
+  std::map<std::string, OpenGap> open_gaps_;  // by id; guarded by mu_
+  Micros last_gap_close_ = 0;                 // guarded by mu_
   // Scheduler writes submitted and made durable: gaps are looked for only when every
   // earlier write is durable (reads see committed data only).
   std::atomic<int64_t> submitted_{0};

@@ -56,8 +56,9 @@ void Scheduler::Create(ScheduleSpec spec, JsonDone done) {
   e.spec = std::move(spec);
   if (Status s = Compile(e, Code::kUnprocessable); !s.ok()) return done(s, "");
   if (!e.spec.target_set.empty() && !sets_.count(e.spec.target_set)) {
-    return done(Status(Code::kUnprocessable,
-                       "target_set: no target set named '" + e.spec.target_set + "'"), "");
+    return done(
+        Status(Code::kUnprocessable, "target_set: no target set named '" + e.spec.target_set + "'"),
+        "");
   }
   e.created_at = now;
   e.checked_through = now;
@@ -67,19 +68,19 @@ void Scheduler::Create(ScheduleSpec spec, JsonDone done) {
   Record r = RecordOf(e);
   schedules_[name] = std::move(e);
   ++submitted_;
-  engine_.RecordEvent(
-      "schedule.created", std::move(data),
-      [durable = durable_, done, json = std::move(json)](const Status& s) {
-        ++*durable;
-        done(s, json);
-      },
-      {PutRecord{std::move(r)}});
+  engine_.RecordEvent("schedule.created", std::move(data),
+                      [durable = durable_, done, json = std::move(json)](const Status& s) {
+                        ++*durable;
+                        done(s, json);
+                      },
+                      {PutRecord{std::move(r)}});
 }
 
 void Scheduler::SetPaused(const std::string& name, bool paused, JsonDone done) {
   std::lock_guard lock(mu_);
   auto it = schedules_.find(name);
-  if (it == schedules_.end()) return done(Status(Code::kNotFound, "no schedule named '" + name + "'"), "");
+  if (it == schedules_.end())
+    return done(Status(Code::kNotFound, "no schedule named '" + name + "'"), "");
   Entry& e = it->second;
   const Micros now = clock_.Now();
   if (e.spec.paused == paused) {
@@ -99,22 +100,24 @@ void Scheduler::SetPaused(const std::string& name, bool paused, JsonDone done) {
   }
   std::string json = ScheduleJson(e, now);
   ++submitted_;
-  engine_.RecordEvent(
-      paused ? "schedule.paused" : "schedule.resumed", "{\"schedule\":\"" + name + "\"}",
-      [durable = durable_, done, json = std::move(json)](const Status& s) {
-        ++*durable;
-        done(s, json);
-      },
-      {PutRecord{RecordOf(e)}});
+  engine_.RecordEvent(paused ? "schedule.paused" : "schedule.resumed",
+                      "{\"schedule\":\"" + name + "\"}",
+                      [durable = durable_, done, json = std::move(json)](const Status& s) {
+                        ++*durable;
+                        done(s, json);
+                      },
+                      {PutRecord{RecordOf(e)}});
 }
 
 void Scheduler::Delete(const std::string& name, Done done) {
   std::lock_guard lock(mu_);
   auto it = schedules_.find(name);
-  if (it == schedules_.end()) return done(Status(Code::kNotFound, "no schedule named '" + name + "'"));
+  if (it == schedules_.end())
+    return done(Status(Code::kNotFound, "no schedule named '" + name + "'"));
   if (it->second.from_config) {
-    return done(Status(Code::kConflict, "schedule '" + name +
-                                            "' is defined in the config: remove it there (or pause it)"));
+    return done(
+        Status(Code::kConflict,
+               "schedule '" + name + "' is defined in the config: remove it there (or pause it)"));
   }
   schedules_.erase(it);
   std::vector<Mutation> writes = {DeleteRecord{kScheduleRecord, name}};
@@ -131,12 +134,13 @@ void Scheduler::Delete(const std::string& name, Done done) {
     g = open_gaps_.erase(g);
   }
   ++submitted_;
-  engine_.RecordEvent("schedule.deleted", "{\"schedule\":\"" + name + "\",\"source\":\"api\"}",
-                      [durable = durable_, done](const Status& s) {
-                        ++*durable;
-                        done(s);
-                      },
-                      std::move(writes));
+  engine_.RecordEvent(
+      "schedule.deleted", "{\"schedule\":\"" + name + "\",\"source\":\"api\"}",
+      [durable = durable_, done](const Status& s) {
+        ++*durable;
+        done(s);
+      },
+      std::move(writes));
 }
 
 Result<std::string> Scheduler::Get(const std::string& name) {
@@ -159,7 +163,8 @@ std::string Scheduler::List() {
   return out + "]}";
 }
 
-void Scheduler::PutTargetSet(const std::string& name, std::vector<std::string> items, JsonDone done) {
+void Scheduler::PutTargetSet(const std::string& name, std::vector<std::string> items,
+                             JsonDone done) {
   if (items.size() > kMaxItems) {
     return done(Status(Code::kInvalidArgument, "items: at most " + std::to_string(kMaxItems)), "");
   }
@@ -167,34 +172,43 @@ void Scheduler::PutTargetSet(const std::string& name, std::vector<std::string> i
   for (size_t i = 0; i < items.size(); ++i) {
     const std::string field = "items[" + std::to_string(i) + "]";
     if (items[i].empty() || items[i].size() > kMaxItemLength) {
-      return done(Status(Code::kInvalidArgument,
-                         field + ": must be 1 to " + std::to_string(kMaxItemLength) + " characters"), "");
+      return done(
+          Status(Code::kInvalidArgument,
+                 field + ": must be 1 to " + std::to_string(kMaxItemLength) + " characters"),
+          "");
     }
     if (!seen.insert(items[i]).second) {
-      return done(Status(Code::kInvalidArgument, field + ": '" + items[i] + "' is listed twice"), "");
+      return done(Status(Code::kInvalidArgument, field + ": '" + items[i] + "' is listed twice"),
+                  "");
     }
   }
   std::lock_guard lock(mu_);
   auto it = sets_.find(name);
   if (it != sets_.end() && it->second.from_config) {
-    return done(Status(Code::kConflict, "target set '" + name +
-                                            "' is defined in the config ([target_sets]): change it there"), "");
+    return done(
+        Status(Code::kConflict, "target set '" + name +
+                                    "' is defined in the config ([target_sets]): change it there"),
+        "");
   }
   TargetSet s{std::move(items), false, clock_.Now()};
   std::string json = TargetSetJson(name, s);
   std::string data;
-  JsonWriter(data).BeginObject().Key("target_set").String(name).Key("items").Int(
-      static_cast<int64_t>(s.items.size())).EndObject();
+  JsonWriter(data)
+      .BeginObject()
+      .Key("target_set")
+      .String(name)
+      .Key("items")
+      .Int(static_cast<int64_t>(s.items.size()))
+      .EndObject();
   Record r{kTargetSetRecord, name, "", s.updated_at, true, json};
   sets_[name] = std::move(s);
   ++submitted_;
-  engine_.RecordEvent(
-      "target_set.put", std::move(data),
-      [durable = durable_, done, json = std::move(json)](const Status& st) {
-        ++*durable;
-        done(st, json);
-      },
-      {PutRecord{std::move(r)}});
+  engine_.RecordEvent("target_set.put", std::move(data),
+                      [durable = durable_, done, json = std::move(json)](const Status& st) {
+                        ++*durable;
+                        done(st, json);
+                      },
+                      {PutRecord{std::move(r)}});
 }
 
 void Scheduler::DeleteTargetSet(const std::string& name, Done done) {
@@ -202,13 +216,14 @@ void Scheduler::DeleteTargetSet(const std::string& name, Done done) {
   auto it = sets_.find(name);
   if (it == sets_.end()) return done(Status(Code::kNotFound, "no target set named '" + name + "'"));
   if (it->second.from_config) {
-    return done(Status(Code::kConflict, "target set '" + name +
-                                            "' is defined in the config ([target_sets]): remove it there"));
+    return done(Status(
+        Code::kConflict,
+        "target set '" + name + "' is defined in the config ([target_sets]): remove it there"));
   }
   for (const auto& [sname, e] : schedules_) {
     if (e.spec.target_set == name) {
-      return done(Status(Code::kConflict,
-                         "target set '" + name + "' is used by schedule '" + sname + "'"));
+      return done(
+          Status(Code::kConflict, "target set '" + name + "' is used by schedule '" + sname + "'"));
     }
   }
   sets_.erase(it);
@@ -270,12 +285,12 @@ std::map<std::string, int64_t> Scheduler::OpenGaps() {
 }
 
 void Scheduler::RegisterMetrics(metrics::Registry& registry) {
-  auto& slots = registry.AddScrapedCounter(
-      "resonance_schedule_slots_total", "Schedule slots enqueued since the server started.",
-      {"schedule"});
-  auto& gaps = registry.AddScrapedCounter(
-      "resonance_schedule_gaps_total", "Schedule gaps detected since the server started.",
-      {"schedule"});
+  auto& slots =
+      registry.AddScrapedCounter("resonance_schedule_slots_total",
+                                 "Schedule slots enqueued since the server started.", {"schedule"});
+  auto& gaps =
+      registry.AddScrapedCounter("resonance_schedule_gaps_total",
+                                 "Schedule gaps detected since the server started.", {"schedule"});
   auto& open = registry.AddGauge("resonance_schedule_gaps_open",
                                  "Schedule gaps not closed by a succeeded task yet.", {"schedule"});
   registry.OnScrape([this, &slots, &gaps, &open] {

@@ -113,7 +113,8 @@ class SchedulerTest : public ::testing::Test {
       f.success = l.id == id;
       f.error_message = "not this one";
       std::promise<void> done;
-      engine_->Finish({f}, [&](const Status&, std::vector<Result<TaskState>>) { done.set_value(); });
+      engine_->Finish({f},
+                      [&](const Status&, std::vector<Result<TaskState>>) { done.set_value(); });
       done.get_future().wait();
     }
   }
@@ -202,7 +203,8 @@ TEST_F(SchedulerTest, FanOutPutsEachItemInItsOwnTask) {
   EXPECT_THAT(Slots(true), ElementsAre("10:AAPL", "10:MSFT", "10:NVDA"));
   EXPECT_EQ(Tasks()[1].payload, R"({"symbol":"MSFT","depth":2})");
   std::promise<Status> put;
-  scheduler_->PutTargetSet("universe", {"X"}, [&](const Status& s, std::string) { put.set_value(s); });
+  scheduler_->PutTargetSet("universe", {"X"},
+                           [&](const Status& s, std::string) { put.set_value(s); });
   EXPECT_EQ(put.get_future().get().code(), Code::kConflict);  // the config's
 }
 
@@ -350,10 +352,12 @@ TEST(ScheduleSpecTest, ParsesAndNamesTheBadField) {
               HasSubstr("colour: unknown field"));
   EXPECT_THAT(field(R"({"name":"n","cron":"@hourly","action":"a","gap_grace":"5 minutes"})"),
               HasSubstr("gap_grace:"));
-  EXPECT_THAT(field(R"({"name":"n","cron":"@hourly","action":"a","target_set":"t","payload":{"item":1}})"),
-              HasSubstr("payload.item:"));
+  EXPECT_THAT(
+      field(R"({"name":"n","cron":"@hourly","action":"a","target_set":"t","payload":{"item":1}})"),
+      HasSubstr("payload.item:"));
   EXPECT_EQ(field(R"({"name":"n","cron":"@hourly","action":"a","payload":"{\"a\":1}"})"), "ok");
-  EXPECT_THAT(field(R"({"name":"n","cron":"@hourly","action":"a","payload":[1]})"), HasSubstr("payload:"));
+  EXPECT_THAT(field(R"({"name":"n","cron":"@hourly","action":"a","payload":[1]})"),
+              HasSubstr("payload:"));
 }
 
 TEST(ScheduleSpecTest, PayloadWithItem) {

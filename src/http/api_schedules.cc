@@ -29,7 +29,9 @@ void Api::CreateSchedule(Request& req, Respond respond) {
   });
 }
 
-void Api::ListSchedules(Request&, Respond respond) { respond(JsonReply(200, options_.scheduler->List())); }
+void Api::ListSchedules(Request&, Respond respond) {
+  respond(JsonReply(200, options_.scheduler->List()));
+}
 
 void Api::GetSchedule(Request& req, Respond respond) {
   auto json = options_.scheduler->Get(req.params[0]);
@@ -38,12 +40,13 @@ void Api::GetSchedule(Request& req, Respond respond) {
 }
 
 void Api::PauseSchedule(Request& req, Respond respond, bool paused) {
-  options_.scheduler->SetPaused(req.params[0], paused, [this, respond](const Status& s, std::string json) {
-    OnIo([respond, s, json = std::move(json)]() mutable {
-      if (!s.ok()) return respond(ErrorReply(s));
-      respond(JsonReply(200, std::move(json)));
-    });
-  });
+  options_.scheduler->SetPaused(req.params[0], paused,
+                                [this, respond](const Status& s, std::string json) {
+                                  OnIo([respond, s, json = std::move(json)]() mutable {
+                                    if (!s.ok()) return respond(ErrorReply(s));
+                                    respond(JsonReply(200, std::move(json)));
+                                  });
+                                });
 }
 
 void Api::DeleteSchedule(Request& req, Respond respond) {
@@ -81,7 +84,8 @@ void Api::PutTargetSet(Request& req, Respond respond) {
     if (key != "items") return Status(Code::kInvalidArgument, std::string(key) + ": unknown field");
     has_items = true;
     od::array arr;
-    if (v.get_array().get(arr)) return Status(Code::kInvalidArgument, "items: must be an array of strings");
+    if (v.get_array().get(arr))
+      return Status(Code::kInvalidArgument, "items: must be an array of strings");
     size_t i = 0;
     for (auto element : arr) {
       std::string_view s;
@@ -95,12 +99,13 @@ void Api::PutTargetSet(Request& req, Respond respond) {
   });
   if (!read.ok()) return respond(ErrorReply(read));
   if (!has_items) return respond(ErrorReply(Status(Code::kInvalidArgument, "items: is required")));
-  options_.scheduler->PutTargetSet(name, std::move(items), [this, respond](const Status& s, std::string json) {
-    OnIo([respond, s, json = std::move(json)]() mutable {
-      if (!s.ok()) return respond(ErrorReply(s));
-      respond(JsonReply(200, std::move(json)));
-    });
-  });
+  options_.scheduler->PutTargetSet(name, std::move(items),
+                                   [this, respond](const Status& s, std::string json) {
+                                     OnIo([respond, s, json = std::move(json)]() mutable {
+                                       if (!s.ok()) return respond(ErrorReply(s));
+                                       respond(JsonReply(200, std::move(json)));
+                                     });
+                                   });
 }
 
 void Api::DeleteTargetSet(Request& req, Respond respond) {
