@@ -4,6 +4,8 @@
 #include <set>
 #include <toml.hpp>
 
+#include "core/json_writer.h"
+
 namespace resonance {
 namespace {
 
@@ -364,6 +366,85 @@ Status ReadCanaries(const toml::value& root, std::vector<CanaryConfig>& out) {
   return Status::Ok();
 }
 
+// A TOML value as JSON text (for schedule tables: strings, numbers, booleans, inline
+// tables and arrays; dates become RFC 3339-like strings as toml11 prints them).
+void AppendJson(const toml::value& v, std::string& out) {
+  if (v.is_string()) {
+    AppendJsonString(out, v.as_string().str);
+  } else if (v.is_integer()) {
+    out += std::to_string(v.as_integer());
+  } else if (v.is_floating()) {
+    JsonWriter(out).Double(v.as_floating());
+  } else if (v.is_boolean()) {
+    out += v.as_boolean() ? "true" : "false";
+  } else if (v.is_array()) {
+    out += '[';
+    bool first = true;
+    for (const auto& item : v.as_array()) {
+      if (!first) out += ',';
+      first = false;
+      AppendJson(item, out);
+    }
+    out += ']';
+  } else if (v.is_table()) {
+    out += '{';
+    bool first = true;
+    for (const auto& [k, item] : v.as_table()) {
+      if (!first) out += ',';
+      first = false;
+      AppendJsonString(out, k);
+      out += ':';
+      AppendJson(item, out);
+    }
+    out += '}';
+  } else {
+    AppendJsonString(out, toml::format(v));
+  }
+}
+
+// [schedules.NAME] tables and [target_sets] NAME = ["a", "b"].
+Status ReadSchedules(const toml::value& root, Config& c) {
+  if (root.contains("target_sets")) {
+    const toml::value& sets = root.at("target_sets");
+    if (!sets.is_table()) return Status(Code::kInvalidArgument, "target_sets: must be a table of string arrays");
+    for (const auto& [name, list] : sets.as_table()) {
+      const std::string where = "target_sets." + name;
+      if (!ValidScheduleName(name)) {
+        return Status(Code::kInvalidArgument, where + ": a name is 1 to 100 of A-Z a-z 0-9 _ . -");
+      }
+      if (!list.is_array()) return Status(Code::kInvalidArgument, where + ": must be an array of strings");
+      std::vector<std::string> items;
+      std::set<std::string> seen;
+      for (const auto& item : list.as_array()) {
+        if (!item.is_string() || item.as_string().str.empty() || item.as_string().str.size() > 500) {
+          return Status(Code::kInvalidArgument, where + ": items must be strings of 1 to 500 characters");
+        }
+        if (!seen.insert(item.as_string().str).second) {
+          return Status(Code::kInvalidArgument, where + ": '" + item.as_string().str + "' is listed twice");
+        }
+        items.push_back(item.as_string().str);
+      }
+      c.target_sets[name] = std::move(items);
+    }
+  }
+  if (!root.contains("schedules")) return Status::Ok();
+  const toml::value& schedules = root.at("schedules");
+  if (!schedules.is_table()) return Status(Code::kInvalidArgument, "schedules: must be a table of schedule tables");
+  for (const auto& [name, table] : schedules.as_table()) {
+    const std::string where = "schedules." + name;
+    if (!table.is_table()) return Status(Code::kInvalidArgument, where + ": must be a table");
+    if (!ValidScheduleName(name)) {
+      return Status(Code::kInvalidArgument, where + ": a name is 1 to 100 of A-Z a-z 0-9 _ . -");
+    }
+    std::string json;
+    AppendJson(table, json);
+    auto spec = ParseScheduleSpec(json, name);
+    if (!spec.ok()) return Status(Code::kInvalidArgument, where + "." + spec.status().message());
+    c.schedules.push_back(std::move(*spec));
+  }
+  return Status::Ok();
+}
+
 Status ReadAlerts(const toml::value& root, AlertsConfig& a) {
   TableReader t(root, "alerts");
   for (Status s : {t.Check({"enabled", "interval_ms", "hold_s", "resend_s", "rules", "sinks"}),
@@ -445,7 +526,7 @@ Result<Config> LoadConfig(const std::string& path) {
         "ledger_checkpoint_every", "worker_heartbeat_ms", "worker_lost_after_ms",
         "history_keep_days", "sse_keepalive_ms", "sse_client_buffer_bytes", "retry", "actions", "handlers", "pools",
         "supervisor", "logging", "metrics", "tracing", "baselines", "alerts", "canaries",
-        "registry", "queues", "breaker"};
+        "registry", "queues", "breaker", "schedules", "target_sets"};
     for (const auto& [key, v] : root.as_table()) {
       if (!kKnown.count(key)) return Bad(path, key + ": unknown key");
     }
@@ -531,6 +612,7 @@ Result<Config> LoadConfig(const std::string& path) {
     if (Status s = ReadAlerts(root, c.alerts); !s.ok()) return Bad(path, s.message());
     if (Status s = ReadCanaries(root, c.canaries); !s.ok()) return Bad(path, s.message());
     if (Status s = ReadFlow(root, c.flow); !s.ok()) return Bad(path, s.message());
+    if (Status s = ReadSchedules(root, c); !s.ok()) return Bad(path, s.message());
     TableReader registry(root, "registry");
     for (Status s : {registry.Check({"strict"}), registry.Bool("strict", c.actions.strict)}) {
       if (!s.ok()) return Bad(path, s.message());

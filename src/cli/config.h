@@ -7,6 +7,7 @@
 #include "core/status.h"
 #include "engine/alert_rules.h"
 #include "engine/flow_control.h"
+#include "engine/schedule_spec.h"
 #include "http/json_schema.h"
 #include "observe/log.h"
 #include "store/store.h"
@@ -83,6 +84,8 @@ struct Config {
   // [queues."NAME"] and [actions."NAME"] limits, [breaker], [actions."NAME".breaker]
   // (docs/flow-control.md).
   FlowOptions flow;
+  std::vector<ScheduleSpec> schedules;  // [schedules.NAME] (docs/schedules.md)
+  std::map<std::string, std::vector<std::string>> target_sets;  // [target_sets] NAME = [...]
 };
 
 // Reads a TOML file. kInvalidArgument naming the key (and the file) on a wrong type,

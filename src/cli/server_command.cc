@@ -16,6 +16,7 @@
 #include "cli/commands.h"
 #include "cli/config.h"
 #include "engine/engine.h"
+#include "engine/scheduler.h"
 #include "http/api.h"
 #include "http/server.h"
 #include "ledger/verifier.h"
@@ -317,9 +318,17 @@ int RunServer(const ServerFlags& flags) {
 
   if (registry) RegisterServerCollectors(*registry, *engine_metrics, engine, **store, pools,
                                         tracer->get(), events);
+  Scheduler scheduler(engine, **store, clock);
+  if (Status s = scheduler.Load(config.schedules, config.target_sets); !s.ok()) {
+    std::cerr << "resonance: " << (s.code() == Code::kInvalidArgument ? "config: " : "schedules: ")
+              << s.message() << "\n";
+    return s.code() == Code::kInvalidArgument ? 2 : 1;
+  }
+  if (registry) scheduler.RegisterMetrics(*registry);
   std::unique_ptr<AlertLoop> alert_loop;
   if (config.alerts.enabled) {
     SignalSources sources;
+    sources.schedule_gaps = [&scheduler] { return scheduler.OpenGaps(); };
     for (const auto& p : pools) sources.pool_targets[p.name] = p.workers;
     sources.commit_p99 = CommitP99Since(commit_seconds);
     sources.baselines = config.baselines;
@@ -335,7 +344,7 @@ int RunServer(const ServerFlags& flags) {
   http::Api api(engine, **store, clock, server.io(),
                 {config.data_dir, registry.get(), tracer->get(), config.sse_keepalive_ms,
                  config.baselines, alert_loop ? &alert_loop->engine() : nullptr,
-                 &config.actions});
+                 &config.actions, &scheduler});
   api.Register(router);
   if (Status s = server.Listen(); !s.ok()) {
     std::cerr << "resonance: " << s.message() << "\n";
@@ -355,6 +364,7 @@ int RunServer(const ServerFlags& flags) {
 
   Sweeper sweeper(server.io(), engine, clock, config.sweep_interval_ms);
   sweeper.Start();
+  scheduler.Start();
   boost::asio::signal_set signals(server.io(), SIGINT, SIGTERM);
   signals.async_wait([&](boost::system::error_code err, int sig) {
     if (err) return;
@@ -364,6 +374,7 @@ int RunServer(const ServerFlags& flags) {
     server.Shutdown(config.shutdown_grace_ms);
   });
   server.Run();
+  scheduler.Stop();
   if (alert_loop) alert_loop->Stop();
   (*store)->Close();
   fs::remove(addr_file, ec);

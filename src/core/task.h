@@ -81,6 +81,8 @@ struct Task {
   std::string worker;
   bool cancel_requested = false;
   std::string progress;  // raw JSON of the last heartbeat's progress, empty when none
+  std::string schedule;   // the schedule that enqueued it (docs/schedules.md), empty when none
+  Micros scheduled_for = 0;  // the schedule's slot time; 0 unless schedule is set
   Micros created_at = 0;
   Micros started_at = 0;
   Micros finished_at = 0;

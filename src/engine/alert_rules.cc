@@ -14,7 +14,7 @@ const std::set<std::string>& KnownSignals() {
   static const std::set<std::string> s = {"success_rate",   "failure_rate",    "duration_p95",
                                           "dead_letters",   "queue_depth",     "rate_limited",
                                           "workers_active", "worker_restarts", "store_commit_p99",
-                                          "canary",         "breaker_open"};
+                                          "canary",         "breaker_open",    "schedule_gaps"};
   return s;
 }
 
@@ -99,6 +99,9 @@ std::vector<RuleSpec> BuiltinRules() {
   rules.push_back(r);
   r = Rule("BreakerOpen", "breaker_open", ">", 0, "warning", 0,
            "the circuit breaker of action {{action}} is open: its tasks are held");
+  rules.push_back(r);
+  r = Rule("ScheduleGaps", "schedule_gaps", ">", 0, "warning", 0,
+           "schedule {{schedule}} has {{value}} open gaps (slots without a succeeded task)");
   rules.push_back(r);
   r = Rule("StoreLatencyHigh", "store_commit_p99", ">", 0.25, "warning", 2 * kMinute,
            "p99 store commit time is {{value}} s");
@@ -320,6 +323,12 @@ Result<std::vector<alerts::Observation>> RuleEvaluator::Measure(Micros now) {
         // Half-open counts as open: the action's tasks are still held but for the probe.
         const double v = b.state == "closed" ? 0 : 1;
         emit({{"action", b.action}}, v, r.threshold, Compare(r.op, v, r.threshold), r.severity);
+      }
+    } else if (r.signal == "schedule_gaps") {
+      if (!sources_.schedule_gaps) continue;
+      for (const auto& [schedule, open] : sources_.schedule_gaps()) {
+        const double v = static_cast<double>(open);
+        emit({{"schedule", schedule}}, v, r.threshold, Compare(r.op, v, r.threshold), r.severity);
       }
     } else if (r.signal == "store_commit_p99") {
       if (!sources_.commit_p99) continue;

@@ -27,7 +27,8 @@ struct RuleSpec {
   // rate_limited (per queue and action, failures of that class in the window);
   // workers_active, worker_restarts (per pool); store_commit_p99 (the server);
   // canary (per canary queue: 1 while its last canary failed or went missing, else 0);
-  // breaker_open (per action with a breaker: 1 while open or half-open, else 0).
+  // breaker_open (per action with a breaker: 1 while open or half-open, else 0);
+  // schedule_gaps (per schedule: its open gaps, docs/schedules.md).
   std::string signal;
   std::string op = ">";          // >, >=, <, <=, !=
   double threshold = 0;
@@ -48,7 +49,7 @@ struct RuleSpec {
   std::optional<Micros> hold;    // default: [alerts] hold
   std::string severity = "warning";
   alerts::Labels labels;         // added to the subject's labels
-  alerts::Labels annotations;    // {{queue}} {{action}} {{pool}} {{value}} {{threshold}}
+  alerts::Labels annotations;    // {{queue}} {{action}} {{pool}} {{schedule}} {{value}} {{threshold}}
 };
 
 // The rules DESIGN §7 and issue 5 ask for, with their defaults.
@@ -70,6 +71,8 @@ struct SignalSources {
   std::map<std::string, int> pool_targets;            // [[pools]] name -> workers
   std::function<std::optional<double>()> commit_p99;  // seconds over the last interval
   std::function<std::vector<CanaryState>()> canaries;  // [[canaries]], nullptr = none
+  // Open gaps per schedule (Scheduler::OpenGaps), nullptr = no schedules.
+  std::function<std::map<std::string, int64_t>()> schedule_gaps;
   BaselineOptions baselines;
 };
 

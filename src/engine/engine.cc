@@ -264,7 +264,8 @@ Status Engine::Recover() {
   return Status::Ok();
 }
 
-void Engine::Enqueue(std::vector<NewTask> tasks, Callback<std::vector<EnqueueOutcome>> done) {
+void Engine::Enqueue(std::vector<NewTask> tasks, Callback<std::vector<EnqueueOutcome>> done,
+                     EnqueueExtras extras) {
   auto lock = Lock();
   if (failed_) return done(Status(Code::kUnavailable, "store failed; restart the server"), {});
   const Micros now = clock_.Now();
@@ -314,6 +315,8 @@ void Engine::Enqueue(std::vector<NewTask> tasks, Callback<std::vector<EnqueueOut
       if (!field.empty()) t.limit_key = KeyFromPayload(t.payload, field);
     }
     t.cost = nt.cost;
+    t.schedule = std::move(nt.schedule);
+    if (!t.schedule.empty()) t.scheduled_for = nt.scheduled_for;
     t.created_at = t.updated_at = now;
 
     LiveTask lt;
@@ -338,11 +341,21 @@ void Engine::Enqueue(std::vector<NewTask> tasks, Callback<std::vector<EnqueueOut
     JsonWriter w(data);
     w.BeginObject().Key("queue").String(t.queue).Key("action").String(t.action);
     w.Key("priority").Int(t.priority).Key("state").String(TaskStateName(t.state));
-    w.Key("run_at").Time(t.run_at).EndObject();
+    w.Key("run_at").Time(t.run_at);
+    if (!t.schedule.empty()) {
+      w.Key("schedule").String(t.schedule).Key("scheduled_for").Time(t.scheduled_for);
+    }
+    w.EndObject();
     AppendEvent(batch, now, "task.enqueued", id, std::move(data));
     auto shared = std::make_shared<const Task>(std::move(t));
     out.push_back({shared->id, true, shared});
     batch.mutations.emplace_back(std::in_place_type<InsertTask>, std::move(shared));
+  }
+  if (extras) {
+    ExtraWrites more;
+    extras(out, more);
+    for (auto& m : more.mutations) batch.mutations.push_back(std::move(m));
+    for (auto& [kind, data] : more.events) AppendEvent(batch, now, std::move(kind), 0, std::move(data));
   }
   if (batch.empty()) {
     // Only known keys: answer once the earlier writes that created them are durable.

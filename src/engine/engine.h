@@ -60,6 +60,9 @@ struct NewTask {
   std::string trace_id;
   std::string limit_key;  // "" = from the payload field the flow options name, if any
   double cost = 1;        // tokens taken from the task's rate buckets per attempt
+  // Set by the scheduler only (engine/scheduler.h): the schedule and its slot time.
+  std::string schedule;
+  Micros scheduled_for = 0;
 };
 
 // kInvalidArgument naming the field, or kUnprocessable for features not offered yet.
@@ -70,6 +73,17 @@ struct EnqueueOutcome {
   bool created = false;
   std::shared_ptr<const Task> task;  // the full task when created; else read the store
 };
+
+// Writes about no task that commit in the same store transaction as an Enqueue's
+// tasks (the scheduler records the slot it enqueued this way).
+struct ExtraWrites {
+  std::vector<Mutation> mutations;
+  std::vector<std::pair<std::string, std::string>> events;  // ledger (kind, data JSON)
+};
+// Called by Enqueue under the engine's lock, once the outcomes (ids of created and of
+// already known tasks) are decided and only if the enqueue goes ahead; it fills the
+// extra writes. It must not call back into the engine.
+using EnqueueExtras = std::function<void(const std::vector<EnqueueOutcome>&, ExtraWrites&)>;
 
 struct LeaseRequest {
   std::string worker;
@@ -135,7 +149,10 @@ class Engine {
 
   // All or nothing: if any item is invalid nothing is enqueued (kInvalidArgument naming
   // "tasks[i].field"). Known idempotency keys give created=false with the existing id.
-  void Enqueue(std::vector<NewTask> tasks, Callback<std::vector<EnqueueOutcome>> done);
+  // With `extras`, their writes join the same transaction, after the tasks (also when
+  // every key was known or `tasks` is empty).
+  void Enqueue(std::vector<NewTask> tasks, Callback<std::vector<EnqueueOutcome>> done,
+               EnqueueExtras extras = nullptr);
 
   // Leases up to max ready tasks from the listed queues (best first across them). With
   // wait_ms > 0 and nothing ready, waits for work up to wait_ms (see Tick).
@@ -182,8 +199,10 @@ class Engine {
   // for workers that named no pool). The last day is kept.
   std::map<std::string, int> RestartsSince(Micros since);
 
-  // Appends an event that is about no task (alerts, ...) to the ledger.
-  void RecordEvent(std::string kind, std::string data, Done done);
+  // Appends an event that is about no task (alerts, ...) to the ledger, in one
+  // transaction with `with` (written before the event).
+  void RecordEvent(std::string kind, std::string data, Done done,
+                   std::vector<Mutation> with = {});
 
   // Limits, pauses and breakers as they are now (GET /api/flow, metrics).
   FlowSnapshot Flow();

@@ -84,6 +84,23 @@ void Api::Register(Router& r) {
   });
   r.Add("GET", "/readyz", bind(&Api::Ready));
   if (options_.metrics) r.Add("GET", "/metrics", bind(&Api::MetricsText));
+  if (options_.scheduler) {
+    r.Add("POST", "/api/schedules", bind(&Api::CreateSchedule));
+    r.Add("GET", "/api/schedules", bind(&Api::ListSchedules));
+    r.Add("GET", "/api/schedules/{name}", bind(&Api::GetSchedule));
+    r.Add("DELETE", "/api/schedules/{name}", bind(&Api::DeleteSchedule));
+    r.Add("POST", "/api/schedules/{name}/pause", [this](Request& req, Respond respond) {
+      PauseSchedule(req, std::move(respond), true);
+    });
+    r.Add("POST", "/api/schedules/{name}/resume", [this](Request& req, Respond respond) {
+      PauseSchedule(req, std::move(respond), false);
+    });
+    r.Add("GET", "/api/target-sets", bind(&Api::ListTargetSets));
+    r.Add("GET", "/api/target-sets/{name}", bind(&Api::GetTargetSet));
+    r.Add("PUT", "/api/target-sets/{name}", bind(&Api::PutTargetSet));
+    r.Add("DELETE", "/api/target-sets/{name}", bind(&Api::DeleteTargetSet));
+    r.Add("GET", "/api/gaps", bind(&Api::ListGaps));
+  }
 }
 
 }  // namespace resonance::http

@@ -20,6 +20,9 @@
 namespace resonance::trace {
 class Exporter;
 }
+namespace resonance {
+class Scheduler;
+}
 
 namespace resonance::http {
 
@@ -43,6 +46,8 @@ class Api {
     const alerts::AlertEngine* alerts = nullptr;
     // Payload schemas and strictness at enqueue; nullptr = every action accepted as is.
     const ActionRegistry* actions = nullptr;
+    // Schedules, target sets and gaps (api_schedules.cc); nullptr = those routes are absent.
+    Scheduler* scheduler = nullptr;
   };
   // Where a span about a task hangs in its trace.
   struct SpanOrigin {
@@ -94,6 +99,17 @@ class Api {
   void Flow(Request& req, Respond respond);      // api_flow.cc
   void Breakers(Request& req, Respond respond);
   void Ready(Request& req, Respond respond);
+  // Schedules, target sets and gaps (api_schedules.cc).
+  void CreateSchedule(Request& req, Respond respond);
+  void ListSchedules(Request& req, Respond respond);
+  void GetSchedule(Request& req, Respond respond);
+  void PauseSchedule(Request& req, Respond respond, bool paused);
+  void DeleteSchedule(Request& req, Respond respond);
+  void ListTargetSets(Request& req, Respond respond);
+  void GetTargetSet(Request& req, Respond respond);
+  void PutTargetSet(Request& req, Respond respond);
+  void DeleteTargetSet(Request& req, Respond respond);
+  void ListGaps(Request& req, Respond respond);
   // Live events over SSE (api_events.cc).
   void Events(Request& req, Respond respond);
   void TaskEvents(Request& req, Respond respond);

@@ -43,6 +43,10 @@ void WriteTask(JsonWriter& w, const Task& t, bool with_lease) {
   w.Key("started_at").TimeOrNull(t.started_at);
   w.Key("finished_at").TimeOrNull(t.finished_at);
   w.Key("updated_at").Time(t.updated_at);
+  if (!t.schedule.empty()) {  // scheduled tasks only (docs/schedules.md)
+    w.Key("schedule").String(t.schedule);
+    w.Key("scheduled_for").Time(t.scheduled_for);
+  }
   w.EndObject();
 }
 

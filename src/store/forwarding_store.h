@@ -37,6 +37,9 @@ class ForwardingStore : public Store {
   Result<std::vector<QueueDepthPoint>> OpenTasksAt(const std::vector<Micros>& times) override {
     return real_.OpenTasksAt(times);
   }
+  Result<std::vector<Record>> ListRecords(const RecordFilter& f) override {
+    return real_.ListRecords(f);
+  }
 
  protected:
   Store& real_;

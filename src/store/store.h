@@ -76,8 +76,23 @@ struct RecordStats {
 struct PruneStats {
   int64_t before_minute = 0;
 };
+// A durable record of the scheduler (engine/scheduler.h): a schedule, a target set or
+// a gap, its value a JSON object the scheduler writes and reads. (kind, name) is the
+// key; `owner` (the schedule of a gap), `sort` and `active` are what ListRecords
+// filters and orders by.
+struct Record {
+  std::string kind;
+  std::string name;
+  std::string owner;
+  int64_t sort = 0;
+  bool active = true;
+  std::string value;
+};
+// Inserts or replaces the record with the same kind and name.
+struct PutRecord { Record record; };
+struct DeleteRecord { std::string kind; std::string name; };
 using Mutation = std::variant<InsertTask, UpdateTask, DeleteTask, AppendLedger, SetQueuePaused,
-                              RecordStats, PruneStats>;
+                              RecordStats, PruneStats, PutRecord, DeleteRecord>;
 
 // The changes of one request (or one engine step). Applied atomically, in order,
 // within a group commit, after every batch submitted before it.
@@ -92,6 +107,14 @@ struct RecoveredState {
   int64_t ledger_last_seq = 0;
   std::string ledger_last_hash;  // empty when the ledger is empty
   std::string max_task_id;       // largest id ever stored, empty when none
+};
+
+// Which records ListRecords returns: of one kind, newest `sort` first (then name).
+struct RecordFilter {
+  std::string kind;
+  std::string owner;         // empty = any
+  bool active_only = false;
+  int limit = 100;           // <= 0: no limit
 };
 
 struct TaskFilter {
@@ -165,6 +188,8 @@ class Store {
   // none open are left out. Approximate for the past: rows deleted since (DLQ delete)
   // are not counted.
   virtual Result<std::vector<QueueDepthPoint>> OpenTasksAt(const std::vector<Micros>& times) = 0;
+  // Scheduler records by filter: highest sort first, then name descending.
+  virtual Result<std::vector<Record>> ListRecords(const RecordFilter& filter) = 0;
 };
 
 }  // namespace resonance

@@ -71,6 +71,22 @@ CREATE TABLE stats (
 ALTER TABLE tasks ADD COLUMN limit_key TEXT;
 ALTER TABLE tasks ADD COLUMN cost REAL NOT NULL DEFAULT 1;
 )sql",
+    // 4: schedules (docs/schedules.md): the slot a scheduled task is for, and the
+    // scheduler's durable records (schedules, target sets, gaps) as JSON values.
+    R"sql(
+ALTER TABLE tasks ADD COLUMN schedule TEXT;
+ALTER TABLE tasks ADD COLUMN scheduled_for INTEGER;
+CREATE TABLE records (
+  kind   TEXT NOT NULL,
+  name   TEXT NOT NULL,
+  owner  TEXT NOT NULL,
+  sort   INTEGER NOT NULL,
+  active INTEGER NOT NULL,
+  value  TEXT NOT NULL,
+  PRIMARY KEY (kind, name)
+) WITHOUT ROWID;
+CREATE INDEX records_by_sort ON records(kind, sort);
+)sql",
 };
 constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);
 static_assert(kMigrationCount == kSchemaVersion, "one migration per schema version");

@@ -14,7 +14,7 @@ constexpr const char* kTaskColumns =
     "id, queue, action, payload, priority, state, run_at, attempt, max_attempts, timeout_s, "
     "throttled, idempotency_key, requires_approval, parent_id, trace_id, result, error_class, "
     "error_message, lease, lease_expires_at, worker, cancel_requested, progress, created_at, "
-    "started_at, finished_at, updated_at, limit_key, cost";
+    "started_at, finished_at, updated_at, limit_key, cost, schedule, scheduled_for";
 
 Task RowToTask(const sqlite::Stmt& st) {
   Task t;
@@ -48,6 +48,8 @@ Task RowToTask(const sqlite::Stmt& st) {
   t.updated_at = st.Int(26);
   t.limit_key = st.Text(27);
   t.cost = st.IsNull(28) ? 1.0 : st.Double(28);
+  t.schedule = st.Text(29);
+  t.scheduled_for = st.Int(30);
   return t;
 }
 
@@ -103,7 +105,7 @@ Status SqliteStore::OpenWriter() {
       },
       this);
   insert_task_ = sqlite::Stmt(db, std::string("INSERT INTO tasks (") + kTaskColumns +
-                                      ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+                                      ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
   delete_task_ = sqlite::Stmt(db, "DELETE FROM tasks WHERE id=?1");
   insert_ledger_ = sqlite::Stmt(
       db, "INSERT INTO ledger (seq, ts, kind, task_id, data, hash) VALUES (?,?,?,?,?,?)");
@@ -116,8 +118,12 @@ Status SqliteStore::OpenWriter() {
       db, "INSERT INTO stats (minute, queue, action, data) VALUES (?1, ?2, ?3, ?4) "
           "ON CONFLICT(minute, queue, action) DO UPDATE SET data=excluded.data");
   prune_stats_ = sqlite::Stmt(db, "DELETE FROM stats WHERE minute < ?1");
+  put_record_ = sqlite::Stmt(
+      db, "INSERT OR REPLACE INTO records (kind, name, owner, sort, active, value) "
+          "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+  delete_record_ = sqlite::Stmt(db, "DELETE FROM records WHERE kind=?1 AND name=?2");
   for (auto* st : {&insert_task_, &delete_task_, &insert_ledger_, &upsert_queue_, &select_stats_,
-                   &upsert_stats_, &prune_stats_}) {
+                   &upsert_stats_, &prune_stats_, &put_record_, &delete_record_}) {
     if (!st->valid()) return st->status();
   }
   return Status::Ok();
@@ -139,7 +145,7 @@ Result<RecoveredState> SqliteStore::Recover(const std::function<void(Task&&)>& o
                   "max_attempts, timeout_s, throttled, idempotency_key, requires_approval, "
                   "parent_id, trace_id, NULL, error_class, error_message, lease, "
                   "lease_expires_at, worker, cancel_requested, NULL, created_at, started_at, "
-                  "finished_at, updated_at, limit_key, cost FROM tasks "
+                  "finished_at, updated_at, limit_key, cost, schedule, scheduled_for FROM tasks "
                   "WHERE state IN ('pending_approval','scheduled','ready','running')");
   if (!st.valid()) return st.status();
   while (st.Step()) on_task(RowToTask(st));
@@ -321,6 +327,8 @@ Status SqliteStore::Apply(const Mutation& m) {
     st.BindInt(27, t.updated_at);
     st.BindText(28, t.limit_key, true);
     st.BindDouble(29, t.cost);
+    st.BindText(30, t.schedule, true);
+    st.BindIntOrNull(31, t.scheduled_for);
     return st.Run();
   }
   if (auto* up = std::get_if<UpdateTask>(&m)) return ApplyUpdate(up->update);
@@ -347,6 +355,21 @@ Status SqliteStore::Apply(const Mutation& m) {
     MinuteStats one;
     one.Record(rs->outcome, rs->error_class, rs->duration, rs->wait);
     return AddStats(rs->minute, rs->queue, rs->action, one);
+  }
+  if (auto* pr = std::get_if<PutRecord>(&m)) {
+    const Record& r = pr->record;
+    put_record_.BindText(1, r.kind);
+    put_record_.BindText(2, r.name);
+    put_record_.BindText(3, r.owner);
+    put_record_.BindInt(4, r.sort);
+    put_record_.BindInt(5, r.active ? 1 : 0);
+    put_record_.BindText(6, r.value);
+    return put_record_.Run();
+  }
+  if (auto* dr = std::get_if<DeleteRecord>(&m)) {
+    delete_record_.BindText(1, dr->kind);
+    delete_record_.BindText(2, dr->name);
+    return delete_record_.Run();
   }
   const auto& q = std::get<SetQueuePaused>(m);
   upsert_queue_.BindText(1, q.queue);
@@ -529,6 +552,32 @@ Result<std::optional<std::string>> SqliteStore::FindByIdempotencyKey(const std::
   if (st.Step()) return std::optional<std::string>(st.Text(0));
   if (!st.status().ok()) return st.status();
   return std::optional<std::string>();
+}
+
+Result<std::vector<Record>> SqliteStore::ListRecords(const RecordFilter& f) {
+  std::lock_guard lock(read_mu_);
+  sqlite::Stmt st(rdb_.get(),
+                  "SELECT kind, name, owner, sort, active, value FROM records WHERE kind=?1 "
+                  "AND (?2='' OR owner=?2) AND (?3=0 OR active=1) "
+                  "ORDER BY sort DESC, name DESC LIMIT ?4");
+  if (!st.valid()) return st.status();
+  st.BindText(1, f.kind);
+  st.BindText(2, f.owner);
+  st.BindInt(3, f.active_only ? 1 : 0);
+  st.BindInt(4, f.limit > 0 ? f.limit : -1);
+  std::vector<Record> out;
+  while (st.Step()) {
+    Record r;
+    r.kind = st.Text(0);
+    r.name = st.Text(1);
+    r.owner = st.Text(2);
+    r.sort = st.Int(3);
+    r.active = st.Int(4) != 0;
+    r.value = st.Text(5);
+    out.push_back(std::move(r));
+  }
+  if (!st.status().ok()) return st.status();
+  return out;
 }
 
 Result<std::vector<LedgerRecord>> SqliteStore::ReadLedger(int64_t after_seq, int limit) {

@@ -62,6 +62,7 @@ class SqliteStore final : public Store {
                                           const std::string& queue,
                                           const std::string& action) override;
   Result<std::vector<QueueDepthPoint>> OpenTasksAt(const std::vector<Micros>& times) override;
+  Result<std::vector<Record>> ListRecords(const RecordFilter& filter) override;
 
   // WAL length in frames after the last commit (for tests and metrics).
   int wal_frames() const { return wal_frames_.load(std::memory_order_relaxed); }
@@ -96,6 +97,7 @@ class SqliteStore final : public Store {
   sqlite::Db wdb_;
   sqlite::Stmt insert_task_, delete_task_, insert_ledger_, upsert_queue_;
   sqlite::Stmt select_stats_, upsert_stats_, prune_stats_;
+  sqlite::Stmt put_record_, delete_record_;
   std::map<uint32_t, sqlite::Stmt> update_task_;  // one statement per TaskUpdate::fields
   std::thread writer_;
   std::thread checkpointer_;

@@ -84,6 +84,8 @@ void ExpectSameTask(const Task& got, const Task& want) {
   EXPECT_EQ(got.started_at, want.started_at);
   EXPECT_EQ(got.finished_at, want.finished_at);
   EXPECT_EQ(got.updated_at, want.updated_at);
+  EXPECT_EQ(got.schedule, want.schedule);
+  EXPECT_EQ(got.scheduled_for, want.scheduled_for);
 }
 
 std::vector<std::string> Ids(const std::vector<Task>& tasks) {
@@ -241,6 +243,8 @@ TEST_F(SqliteStoreTest, InsertRoundTripsEveryColumn) {
   t.started_at = kT0 + 1;
   t.finished_at = kT0 + 2;
   t.updated_at = kT0 + 3;
+  t.schedule = "nightly";
+  t.scheduled_for = kT0 - 60 * kMicrosPerSecond;
   ASSERT_TRUE(Insert(t).ok());
   auto got = store_->GetTask("t1");
   ASSERT_TRUE(got.ok()) << got.status().ToString();
@@ -834,8 +838,11 @@ TEST_F(SqliteStoreTest, VersionOneDatabaseGainsTheStatsTable) {
   {
     sqlite::Db db;
     ASSERT_TRUE(db.Open(path_, false).ok());
-    ASSERT_TRUE(db.Exec("DROP TABLE stats; ALTER TABLE tasks DROP COLUMN limit_key; "
-                        "ALTER TABLE tasks DROP COLUMN cost; PRAGMA user_version = 1;")
+    ASSERT_TRUE(db.Exec("DROP TABLE stats; DROP TABLE records; "
+                        "ALTER TABLE tasks DROP COLUMN limit_key; "
+                        "ALTER TABLE tasks DROP COLUMN cost; "
+                        "ALTER TABLE tasks DROP COLUMN schedule; "
+                        "ALTER TABLE tasks DROP COLUMN scheduled_for; PRAGMA user_version = 1;")
                     .ok());
   }
   ASSERT_EQ(UserVersion(), 1);
@@ -855,6 +862,36 @@ TEST_F(SqliteStoreTest, VersionOneDatabaseGainsTheStatsTable) {
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(back->limit_key, "acct-7");
   EXPECT_EQ(back->cost, 2.5);
+}
+
+TEST_F(SqliteStoreTest, RecordsArePutReplacedDeletedAndListedByFilter) {
+  // Given records of two kinds, when some are replaced and one deleted, then
+  // ListRecords returns those of one kind, highest sort first, filtered by owner and
+  // active, up to the limit.
+  WriteBatch b;
+  b.mutations.push_back(PutRecord{Record{"gap", "g1", "s1", 10, true, R"({"v":1})"}});
+  b.mutations.push_back(PutRecord{Record{"gap", "g2", "s1", 30, true, R"({"v":2})"}});
+  b.mutations.push_back(PutRecord{Record{"gap", "g3", "s2", 20, true, R"({"v":3})"}});
+  b.mutations.push_back(PutRecord{Record{"schedule", "g1", "", 5, true, "{}"}});
+  b.mutations.push_back(PutRecord{Record{"gap", "g2", "s1", 30, false, R"({"v":22})"}});
+  b.mutations.push_back(DeleteRecord{"schedule", "g1"});
+  ASSERT_TRUE(Submit(std::move(b)).ok());
+  auto names = [&](RecordFilter f) {
+    std::vector<std::string> out;
+    auto r = store_->ListRecords(f);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    if (r.ok()) {
+      for (const Record& rec : *r) out.push_back(rec.name + "=" + rec.value);
+    }
+    return out;
+  };
+  EXPECT_EQ(names({"gap", "", false, 0}),
+            (std::vector<std::string>{R"(g2={"v":22})", R"(g3={"v":3})", R"(g1={"v":1})"}));
+  EXPECT_EQ(names({"gap", "s1", false, 0}),
+            (std::vector<std::string>{R"(g2={"v":22})", R"(g1={"v":1})"}));
+  EXPECT_EQ(names({"gap", "", true, 0}), (std::vector<std::string>{R"(g3={"v":3})", R"(g1={"v":1})"}));
+  EXPECT_EQ(names({"gap", "", false, 1}), (std::vector<std::string>{R"(g2={"v":22})"}));
+  EXPECT_TRUE(names({"schedule", "", false, 0}).empty());
 }
 
 TEST_F(SqliteStoreTest, OpenTasksAtCountsCreatedAndNotYetFinished) {
