@@ -79,6 +79,7 @@ struct Config {
   AlertsConfig alerts;        // [alerts]
   std::vector<CanaryConfig> canaries;  // [[canaries]]
   http::ActionRegistry actions;        // [actions."NAME"] schema, [registry] strict
+  int followups_max_depth = 10;        // [followups] max_depth (docs/follow-ups.md)
 };
 
 // Reads a TOML file. kInvalidArgument naming the key (and the file) on a wrong type,

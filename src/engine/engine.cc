@@ -11,6 +11,7 @@
 
 #include "core/json_writer.h"
 #include "core/time_format.h"
+#include "engine/followups.h"
 #include "observe/log.h"
 
 namespace resonance {
@@ -210,6 +211,7 @@ Status Engine::Recover() {
     lt.throttled = static_cast<uint16_t>(t.throttled);
     lt.state = t.state;
     lt.cancel_requested = t.cancel_requested;
+    lt.has_on_success = !t.on_success.empty();
     if (t.state == TaskState::kRunning) {
       lt.lease = ParseLease(t.lease);
       lt.lease_expires_at = t.lease_expires_at;
@@ -285,6 +287,8 @@ void Engine::Enqueue(std::vector<NewTask> tasks, Callback<std::vector<EnqueueOut
     t.idempotency_key = std::move(nt.idempotency_key);
     t.parent_id = std::move(nt.parent_id);
     t.trace_id = std::move(nt.trace_id);
+    t.on_success = std::move(nt.on_success);
+    t.depth = nt.depth;
     t.created_at = t.updated_at = now;
 
     LiveTask lt;
@@ -296,6 +300,7 @@ void Engine::Enqueue(std::vector<NewTask> tasks, Callback<std::vector<EnqueueOut
     lt.action = actions_.Intern(t.action);
     lt.max_attempts = static_cast<uint16_t>(t.max_attempts);
     lt.state = t.state;
+    lt.has_on_success = !t.on_success.empty();
     if (!t.idempotency_key.empty()) {
       lt.has_idempotency_key = true;
       idempotency_[t.idempotency_key] = id;
@@ -562,6 +567,12 @@ Result<TaskState> Engine::FinishOne(const FinishRequest& req, Micros now, WriteB
     if (IsTerminal(s) && has_key) finished_with_key.push_back(tid);
     return s;
   }
+  // Follow-ups are planned (store reads) before anything changes.
+  std::vector<PlannedFollowup> followups;
+  std::unordered_map<std::string, std::string> followup_keys;
+  if (!t.cancel_requested && (t.has_on_success || (!req.result.empty() && MayEnqueue(req.result)))) {
+    if (Status s = PlanFollowupsOf(t, req.result, followups, followup_keys); !s.ok()) return s;
+  }
   if (t.has_idempotency_key) finished_with_key.push_back(t.id);
   const TaskState end = t.cancel_requested ? TaskState::kCancelled : TaskState::kSucceeded;
   RecordHistory(batch, t,
@@ -594,6 +605,7 @@ Result<TaskState> Engine::FinishOne(const FinishRequest& req, Micros now, WriteB
   AppendEvent(batch, now, end == TaskState::kSucceeded ? "task.succeeded" : "task.cancelled",
               tid, std::move(data));
   batch.mutations.push_back(UpdateTask{std::move(u)});
+  if (!followups.empty()) ApplyFollowups(tid, followups, followup_keys, now, batch);
   return end;
 }
 
@@ -682,6 +694,7 @@ void Engine::Requeue(const std::string& id_text, Done done) {
   lt.action = actions_.Intern(stored->action);
   lt.max_attempts = static_cast<uint16_t>(stored->max_attempts);
   lt.state = TaskState::kReady;
+  lt.has_on_success = !stored->on_success.empty();
   if (!stored->idempotency_key.empty()) {
     lt.has_idempotency_key = true;
     idempotency_[stored->idempotency_key] = lt.id;

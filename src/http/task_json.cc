@@ -29,6 +29,8 @@ void WriteTask(JsonWriter& w, const Task& t, bool with_lease) {
   w.Key("requires_approval").Bool(t.requires_approval);
   w.Key("parent_id").StringOrNull(t.parent_id);
   w.Key("trace_id").StringOrNull(t.trace_id);
+  w.Key("on_success").RawOrNull(t.on_success);
+  w.Key("depth").Int(t.depth);
   w.Key("result").RawOrNull(t.result);
   WriteError(w, t);
   const bool running = t.state == TaskState::kRunning;

@@ -65,6 +65,11 @@ CREATE TABLE stats (
   PRIMARY KEY (minute, queue, action)
 ) WITHOUT ROWID;
 )sql",
+    // 3: follow-ups: the task's on_success specs (JSON array) and its follow-up depth.
+    R"sql(
+ALTER TABLE tasks ADD COLUMN on_success TEXT;
+ALTER TABLE tasks ADD COLUMN depth INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);
 static_assert(kMigrationCount == kSchemaVersion, "one migration per schema version");
