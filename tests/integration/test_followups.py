@@ -1,6 +1,7 @@
 """Follow-up tasks (docs/follow-ups.md): on_success and result "enqueue" lists, templates,
 the depth limit, errors at enqueue, durability and the action registry."""
-from conftest import assert_error
+from conftest import SLOW, assert_error, wait_until
+from test_worker import handlers, script, worker_factory  # noqa: F401 (a fixture)
 
 
 def kinds(srv, kind):
@@ -194,3 +195,25 @@ def test_registry_checks_follow_ups(server_factory):
     assert len(failed) == 2 and "unknown action 'ghost'" in failed[1]["data"]["reason"]
     learn = srv.list_tasks(action="learn")["tasks"]
     assert len(learn) == 1 and learn[0]["payload"] == {"n": 4}
+
+
+def test_worker_handler_result_drives_a_learning_loop(server_factory, worker_factory, tmp_workdir):
+    """Given a real worker whose exec handler's result enqueues the next round, then the
+    rounds chain through the server with their values, until max_depth stops them."""
+    srv = server_factory({"sweep_interval_ms": 20, "followups": {"max_depth": 3}})
+    learn = script(tmp_workdir, "learn.py", "\n".join([
+        "import json, sys",
+        "p = json.load(sys.stdin)",
+        "print(json.dumps({'n': p['n'] + 1, 'seen': p.get('seen', []) + [p['n']],",
+        "                  'enqueue': [{'action': 'learn',",
+        "                               'payload': {'n': '{{result.n}}', 'seen': '{{result.seen}}'}}]}))",
+        ""]), interpreter="/usr/bin/python3")
+    worker_factory(srv, handlers(learn={"type": "exec", "argv": [str(learn)]}))
+    srv.enqueue("learn", payload={"n": 0})
+    wait_until(lambda: kinds(srv, "task.followup_refused"), 20 * SLOW, what="the depth limit")
+    rounds = srv.list_tasks(action="learn")["tasks"]
+    assert [t["depth"] for t in rounds] == [0, 1, 2, 3]
+    assert all(t["state"] == "succeeded" for t in rounds)
+    assert rounds[-1]["payload"] == {"n": 3, "seen": [0, 1, 2]}
+    assert rounds[-1]["result"]["seen"] == [0, 1, 2, 3]
+    assert [t["parent_id"] for t in rounds[1:]] == [t["id"] for t in rounds[:-1]]
