@@ -236,6 +236,7 @@ void Api::ListTasks(Request& req, Respond respond) {
   }
   if (const std::string* q = req.Query("queue")) f.queue = *q;
   if (const std::string* a = req.Query("action")) f.action = *a;
+  if (const std::string* p = req.Query("parent_id")) f.parent_id = *p;
   if (const std::string* a = req.Query("after")) f.after = *a;
   auto limit = QueryInt(req, "limit", 100, 1, 1000);
   if (!limit.ok()) return respond(ErrorReply(limit.status()));

@@ -62,6 +62,8 @@ def test_result_enqueue_creates_follow_ups(server):
     assert got["state"] == "succeeded" and got["result"]["enqueue"][0]["action"] == "page"
     pages = server.list_tasks(queue="pages")["tasks"]
     assert len(pages) == 2
+    assert server.list_tasks(parent_id=a["id"])["tasks"] == pages
+    assert server.list_tasks(parent_id=pages[0]["id"])["tasks"] == []
     assert pages[0]["payload"] == {"p": "p2", "site": "s1"} and pages[0]["parent_id"] == a["id"]
     assert pages[1]["idempotency_key"] == "pg:p1"
     assert server.metric('resonance_followups_total{outcome="duplicate"}') == 1

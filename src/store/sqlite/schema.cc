@@ -69,6 +69,7 @@ CREATE TABLE stats (
     R"sql(
 ALTER TABLE tasks ADD COLUMN on_success TEXT;
 ALTER TABLE tasks ADD COLUMN depth INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX tasks_parent ON tasks(parent_id, id) WHERE parent_id IS NOT NULL;
 )sql",
 };
 constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);

@@ -496,6 +496,7 @@ Result<std::vector<Task>> SqliteStore::ListTasks(const TaskFilter& f) {
   if (f.state) where += " AND state = ?2";
   if (!f.queue.empty()) where += " AND queue = ?3";
   if (!f.action.empty()) where += " AND action = ?4";
+  if (!f.parent_id.empty()) where += " AND parent_id = ?6";
   where += " ORDER BY id LIMIT ?5";
   sqlite::Stmt st(rdb_.get(), Select(where.c_str()));
   if (!st.valid()) return st.status();
@@ -503,6 +504,7 @@ Result<std::vector<Task>> SqliteStore::ListTasks(const TaskFilter& f) {
   if (f.state) st.BindText(2, TaskStateName(*f.state));
   if (!f.queue.empty()) st.BindText(3, f.queue);
   if (!f.action.empty()) st.BindText(4, f.action);
+  if (!f.parent_id.empty()) st.BindText(6, f.parent_id);
   st.BindInt(5, f.limit);
   std::vector<Task> out;
   while (st.Step()) out.push_back(RowToTask(st));

@@ -835,6 +835,7 @@ TEST_F(SqliteStoreTest, VersionOneDatabaseGainsTheStatsTable) {
     ASSERT_TRUE(db.Open(path_, false).ok());
     ASSERT_TRUE(db.Exec("DROP TABLE stats; PRAGMA user_version = 1;"
                         // and without what later migrations add
+                        "DROP INDEX tasks_parent;"
                         "ALTER TABLE tasks DROP COLUMN on_success;"
                         "ALTER TABLE tasks DROP COLUMN depth;")
                     .ok());
@@ -909,7 +910,7 @@ TEST_F(SqliteStoreTest, VersionTwoDatabaseGainsFollowupColumns) {
   {
     sqlite::Db db;
     ASSERT_TRUE(db.Open(path_, false).ok());
-    ASSERT_TRUE(db.Exec("ALTER TABLE tasks DROP COLUMN on_success; "
+    ASSERT_TRUE(db.Exec("DROP INDEX tasks_parent; ALTER TABLE tasks DROP COLUMN on_success; "
                         "ALTER TABLE tasks DROP COLUMN depth; PRAGMA user_version = 2;"
                         "INSERT INTO tasks (id, queue, action, payload, priority, state, run_at, "
                         "attempt, max_attempts, timeout_s, created_at, updated_at) VALUES "
@@ -932,6 +933,14 @@ TEST_F(SqliteStoreTest, VersionTwoDatabaseGainsFollowupColumns) {
   EXPECT_EQ(got->on_success, t.on_success);
   EXPECT_EQ(got->depth, 3);
   EXPECT_EQ(got->parent_id, "old");
+  TaskFilter children;
+  children.parent_id = "old";
+  auto listed = store_->ListTasks(children);
+  ASSERT_TRUE(listed.ok()) << listed.status().ToString();
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].id, "new");
+  children.parent_id = "new";
+  EXPECT_TRUE(store_->ListTasks(children)->empty());
   std::vector<Task> seen;
   ASSERT_TRUE(store_->Recover([&](Task&& r) { seen.push_back(std::move(r)); }).ok());
   ASSERT_EQ(seen.size(), 2u);
