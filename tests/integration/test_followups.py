@@ -1,6 +1,6 @@
 """Follow-up tasks (docs/follow-ups.md): on_success and result "enqueue" lists, templates,
 the depth limit, errors at enqueue, durability and the action registry."""
-from conftest import SLOW, assert_error, wait_until
+from conftest import SLOW, assert_error, run_cli, wait_until
 from test_worker import handlers, script, worker_factory  # noqa: F401 (a fixture)
 
 
@@ -219,3 +219,17 @@ def test_worker_handler_result_drives_a_learning_loop(server_factory, worker_fac
     assert rounds[-1]["payload"] == {"n": 3, "seen": [0, 1, 2]}
     assert rounds[-1]["result"]["seen"] == [0, 1, 2, 3]
     assert [t["parent_id"] for t in rounds[1:]] == [t["id"] for t in rounds[:-1]]
+
+
+def test_bad_followups_config_stops_the_server(tmp_workdir):
+    """Given a max_depth out of range or an unknown [followups] key, then the server exits 2
+    naming the key."""
+    for text, key in (("[followups]\nmax_depth = -1\n", "followups.max_depth"),
+                      ("[followups]\nmax_depth = \"deep\"\n", "followups.max_depth"),
+                      ("[followups]\nmax_depht = 3\n", "followups.max_depht")):
+        path = tmp_workdir / "bad.toml"
+        path.write_text(text)
+        r = run_cli("server", "--config", str(path), "--listen", "127.0.0.1:0",
+                    "--data-dir", str(tmp_workdir / "data"))
+        assert r.returncode == 2, (text, r.returncode, r.stderr)
+        assert key in r.stderr, (text, r.stderr)
