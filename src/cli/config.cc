@@ -526,7 +526,7 @@ Result<Config> LoadConfig(const std::string& path) {
         "ledger_checkpoint_every", "worker_heartbeat_ms", "worker_lost_after_ms",
         "history_keep_days", "sse_keepalive_ms", "sse_client_buffer_bytes", "retry", "actions", "handlers", "pools",
         "supervisor", "logging", "metrics", "tracing", "baselines", "alerts", "canaries",
-        "registry", "queues", "breaker", "schedules", "target_sets"};
+        "registry", "queues", "breaker", "schedules", "target_sets", "followups"};
     for (const auto& [key, v] : root.as_table()) {
       if (!kKnown.count(key)) return Bad(path, key + ": unknown key");
     }
@@ -615,6 +615,11 @@ Result<Config> LoadConfig(const std::string& path) {
     if (Status s = ReadSchedules(root, c); !s.ok()) return Bad(path, s.message());
     TableReader registry(root, "registry");
     for (Status s : {registry.Check({"strict"}), registry.Bool("strict", c.actions.strict)}) {
+      if (!s.ok()) return Bad(path, s.message());
+    }
+    TableReader followups(root, "followups");
+    for (Status s : {followups.Check({"max_depth"}),
+                     followups.Int("max_depth", 0, 1000, c.followups_max_depth)}) {
       if (!s.ok()) return Bad(path, s.message());
     }
   } catch (const std::exception& e) {

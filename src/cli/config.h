@@ -86,6 +86,7 @@ struct Config {
   FlowOptions flow;
   std::vector<ScheduleSpec> schedules;  // [schedules.NAME] (docs/schedules.md)
   std::map<std::string, std::vector<std::string>> target_sets;  // [target_sets] NAME = [...]
+  int followups_max_depth = 10;        // [followups] max_depth (docs/follow-ups.md)
 };
 
 // Reads a TOML file. kInvalidArgument naming the key (and the file) on a wrong type,

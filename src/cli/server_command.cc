@@ -310,6 +310,11 @@ int RunServer(const ServerFlags& flags) {
   engine_options.metrics = engine_metrics.get();
   engine_options.events = &events;
   engine_options.flow = config.flow;
+  engine_options.max_followup_depth = config.followups_max_depth;
+  engine_options.check_followup = [&actions = config.actions](const NewTask& t,
+                                                              const std::string& prefix) {
+    return actions.Check(t.action, t.payload, prefix);
+  };
   Engine engine(**store, clock, engine_options);
   if (Status s = engine.Recover(); !s.ok()) {
     std::cerr << "resonance: recovery failed: " << s.message() << "\n";

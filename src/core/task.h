@@ -68,10 +68,14 @@ struct Task {
   int32_t throttled = 0;  // rate_limited failures so far; they do not use up attempts
   std::string idempotency_key;
   bool requires_approval = false;
-  std::string parent_id;
+  std::string parent_id;  // the task whose success created this one as a follow-up
   std::string trace_id;
   std::string limit_key;  // the key rate and concurrency limits count it under; "" = none
   double cost = 1;        // tokens it takes from its rate buckets (docs/flow-control.md)
+  // Follow-ups (docs/follow-ups.md): raw JSON array of task specs created when this task
+  // succeeds, empty when none; depth = follow-up generations from an enqueued task (0).
+  std::string on_success;
+  int32_t depth = 0;
   std::string result;  // raw JSON text, empty when none
   bool has_error = false;
   ErrorClass error_class = ErrorClass::kTemporary;

@@ -11,6 +11,7 @@
 
 #include "core/json_writer.h"
 #include "core/time_format.h"
+#include "engine/followups.h"
 #include "observe/log.h"
 
 namespace resonance {
@@ -230,6 +231,7 @@ Status Engine::Recover() {
     lt.state = t.state;
     lt.cancel_requested = t.cancel_requested;
     lt.cost = static_cast<float>(t.cost);
+    lt.has_on_success = !t.on_success.empty();
     if (t.state == TaskState::kRunning) {
       lt.lease = ParseLease(t.lease);
       lt.lease_expires_at = t.lease_expires_at;
@@ -264,6 +266,68 @@ Status Engine::Recover() {
   return Status::Ok();
 }
 
+std::shared_ptr<const Task> Engine::CreateTask(NewTask& nt, Micros now, WriteBatch& batch) {
+  const TaskId id = ids_.Next();
+  Task t;
+  t.id = FormatTaskId(id);
+  t.queue = std::move(nt.queue);
+  t.action = std::move(nt.action);
+  t.payload = std::move(nt.payload);
+  t.priority = nt.priority;
+  t.run_at = nt.run_at ? *nt.run_at : now + (nt.delay_s ? SecondsToMicros(*nt.delay_s) : 0);
+  t.state = t.run_at > now ? TaskState::kScheduled : TaskState::kReady;
+  t.max_attempts = nt.max_attempts;
+  t.timeout_s = nt.timeout_s;
+  t.idempotency_key = std::move(nt.idempotency_key);
+  t.parent_id = std::move(nt.parent_id);
+  t.trace_id = std::move(nt.trace_id);
+  t.limit_key = std::move(nt.limit_key);
+  if (t.limit_key.empty()) {
+    const std::string& field = flow_.options().KeyField(t.queue, t.action);
+    if (!field.empty()) t.limit_key = KeyFromPayload(t.payload, field);
+  }
+  t.cost = nt.cost;
+  t.schedule = std::move(nt.schedule);
+  if (!t.schedule.empty()) t.scheduled_for = nt.scheduled_for;
+  t.on_success = std::move(nt.on_success);
+  t.depth = nt.depth;
+  t.created_at = t.updated_at = now;
+
+  LiveTask lt;
+  lt.id = id;
+  lt.run_at = t.run_at;
+  lt.priority = t.priority;
+  lt.timeout_s = t.timeout_s;
+  lt.queue = QueueIndex(t.queue);
+  lt.action = actions_.Intern(t.action);
+  lt.max_attempts = static_cast<uint16_t>(t.max_attempts);
+  lt.state = t.state;
+  lt.cost = static_cast<float>(t.cost);
+  lt.has_on_success = !t.on_success.empty();
+  if (!t.idempotency_key.empty()) {
+    lt.has_idempotency_key = true;
+    idempotency_[t.idempotency_key] = id;
+    key_of_[id] = t.idempotency_key;
+  }
+  AddLive(lt, t.limit_key);
+  if (options_.metrics) ActionMetrics(lt).enqueued->Inc();
+
+  std::string data;
+  JsonWriter w(data);
+  w.BeginObject().Key("queue").String(t.queue).Key("action").String(t.action);
+  w.Key("priority").Int(t.priority).Key("state").String(TaskStateName(t.state));
+  w.Key("run_at").Time(t.run_at);
+  if (t.depth > 0) w.Key("parent_id").String(t.parent_id).Key("depth").Int(t.depth);
+  if (!t.schedule.empty()) {
+    w.Key("schedule").String(t.schedule).Key("scheduled_for").Time(t.scheduled_for);
+  }
+  w.EndObject();
+  AppendEvent(batch, now, "task.enqueued", id, std::move(data));
+  auto shared = std::make_shared<const Task>(std::move(t));
+  batch.mutations.emplace_back(std::in_place_type<InsertTask>, shared);
+  return shared;
+}
+
 void Engine::Enqueue(std::vector<NewTask> tasks, Callback<std::vector<EnqueueOutcome>> done,
                      EnqueueExtras extras) {
   auto lock = Lock();
@@ -295,61 +359,8 @@ void Engine::Enqueue(std::vector<NewTask> tasks, Callback<std::vector<EnqueueOut
         continue;
       }
     }
-    const TaskId id = ids_.Next();
-    Task t;
-    t.id = FormatTaskId(id);
-    t.queue = std::move(nt.queue);
-    t.action = std::move(nt.action);
-    t.payload = std::move(nt.payload);
-    t.priority = nt.priority;
-    t.run_at = nt.run_at ? *nt.run_at : now + (nt.delay_s ? SecondsToMicros(*nt.delay_s) : 0);
-    t.state = t.run_at > now ? TaskState::kScheduled : TaskState::kReady;
-    t.max_attempts = nt.max_attempts;
-    t.timeout_s = nt.timeout_s;
-    t.idempotency_key = std::move(nt.idempotency_key);
-    t.parent_id = std::move(nt.parent_id);
-    t.trace_id = std::move(nt.trace_id);
-    t.limit_key = std::move(nt.limit_key);
-    if (t.limit_key.empty()) {
-      const std::string& field = flow_.options().KeyField(t.queue, t.action);
-      if (!field.empty()) t.limit_key = KeyFromPayload(t.payload, field);
-    }
-    t.cost = nt.cost;
-    t.schedule = std::move(nt.schedule);
-    if (!t.schedule.empty()) t.scheduled_for = nt.scheduled_for;
-    t.created_at = t.updated_at = now;
-
-    LiveTask lt;
-    lt.id = id;
-    lt.run_at = t.run_at;
-    lt.priority = t.priority;
-    lt.timeout_s = t.timeout_s;
-    lt.queue = QueueIndex(t.queue);
-    lt.action = actions_.Intern(t.action);
-    lt.max_attempts = static_cast<uint16_t>(t.max_attempts);
-    lt.state = t.state;
-    lt.cost = static_cast<float>(t.cost);
-    if (!t.idempotency_key.empty()) {
-      lt.has_idempotency_key = true;
-      idempotency_[t.idempotency_key] = id;
-      key_of_[id] = t.idempotency_key;
-    }
-    AddLive(lt, t.limit_key);
-    if (options_.metrics) ActionMetrics(lt).enqueued->Inc();
-
-    std::string data;
-    JsonWriter w(data);
-    w.BeginObject().Key("queue").String(t.queue).Key("action").String(t.action);
-    w.Key("priority").Int(t.priority).Key("state").String(TaskStateName(t.state));
-    w.Key("run_at").Time(t.run_at);
-    if (!t.schedule.empty()) {
-      w.Key("schedule").String(t.schedule).Key("scheduled_for").Time(t.scheduled_for);
-    }
-    w.EndObject();
-    AppendEvent(batch, now, "task.enqueued", id, std::move(data));
-    auto shared = std::make_shared<const Task>(std::move(t));
+    auto shared = CreateTask(nt, now, batch);
     out.push_back({shared->id, true, shared});
-    batch.mutations.emplace_back(std::in_place_type<InsertTask>, std::move(shared));
   }
   if (extras) {
     ExtraWrites more;
@@ -611,6 +622,12 @@ Result<TaskState> Engine::FinishOne(const FinishRequest& req, Micros now, WriteB
     if (IsTerminal(s) && has_key) finished_with_key.push_back(tid);
     return s;
   }
+  // Follow-ups are planned (store reads) before anything changes.
+  std::vector<PlannedFollowup> followups;
+  std::unordered_map<std::string, std::string> followup_keys;
+  if (!t.cancel_requested && (t.has_on_success || (!req.result.empty() && MayEnqueue(req.result)))) {
+    if (Status s = PlanFollowupsOf(t, req.result, followups, followup_keys); !s.ok()) return s;
+  }
   if (t.has_idempotency_key) finished_with_key.push_back(t.id);
   const TaskState end = t.cancel_requested ? TaskState::kCancelled : TaskState::kSucceeded;
   RecordHistory(batch, t,
@@ -644,6 +661,7 @@ Result<TaskState> Engine::FinishOne(const FinishRequest& req, Micros now, WriteB
   AppendEvent(batch, now, end == TaskState::kSucceeded ? "task.succeeded" : "task.cancelled",
               tid, std::move(data));
   batch.mutations.push_back(UpdateTask{std::move(u)});
+  if (!followups.empty()) ApplyFollowups(tid, followups, followup_keys, now, batch);
   AppendFlowEvents(batch, now);
   return end;
 }
@@ -734,6 +752,7 @@ void Engine::Requeue(const std::string& id_text, Done done) {
   lt.max_attempts = static_cast<uint16_t>(stored->max_attempts);
   lt.state = TaskState::kReady;
   lt.cost = static_cast<float>(stored->cost);
+  lt.has_on_success = !stored->on_success.empty();
   if (!stored->idempotency_key.empty()) {
     lt.has_idempotency_key = true;
     idempotency_[stored->idempotency_key] = lt.id;

@@ -29,6 +29,9 @@
 
 namespace resonance {
 
+struct NewTask;
+struct PlannedFollowup;  // engine/followups.h
+
 struct EngineOptions {
   RetryPolicies retry;
   int64_t ledger_checkpoint_every = 100000;  // records between checkpoints, 0 = never
@@ -42,6 +45,11 @@ struct EngineOptions {
   EventHub* events = nullptr;
   // Rate and concurrency limits, backpressure and breakers (docs/flow-control.md).
   FlowOptions flow;
+  // Follow-ups (docs/follow-ups.md): the deepest follow-up created ([followups] max_depth),
+  // and a check of each one once filled in (the action registry; nullptr = none; see
+  // FollowupOptions::check). The check runs under the engine's lock.
+  int max_followup_depth = 10;
+  std::function<Status(const NewTask&, const std::string& prefix)> check_followup;
 };
 
 // A task as a producer asks for it. Validate with ValidateNewTask before Enqueue.
@@ -63,6 +71,10 @@ struct NewTask {
   // Set by the scheduler only (engine/scheduler.h): the schedule and its slot time.
   std::string schedule;
   Micros scheduled_for = 0;
+  // Follow-ups (engine/followups.h): a checked JSON array of task specs (ReadFollowups),
+  // empty = none; depth is set by the engine for the follow-ups it creates.
+  std::string on_success;
+  int32_t depth = 0;
 };
 
 // kInvalidArgument naming the field, or kUnprocessable for features not offered yet.
@@ -163,7 +175,11 @@ class Engine {
                  Callback<HeartbeatReply> done);
 
   // Each item on its own: per-item Status or the task's new state. The outer Status is
-  // the commit's.
+  // the commit's. A success creates the task's follow-ups (its on_success list and the
+  // result's "enqueue" list, engine/followups.h) in the same write batch, so a crash
+  // keeps both or neither; follow-ups that cannot be created are ledger records
+  // (task.followup_refused / task.followup_failed) and the parent still succeeds. An item
+  // whose follow-ups cannot be read from the store is kUnavailable and changes nothing.
   void Finish(std::vector<FinishRequest> items,
               Callback<std::vector<Result<TaskState>>> done);
 
@@ -262,6 +278,21 @@ class Engine {
   TaskState FailLive(LiveTask& t, ErrorClass cls, const std::string& message,
                      std::optional<double> retry_after_s, Micros now, WriteBatch& batch);
   void ServeWaiters(Micros now);
+  // Follow-ups (engine_followups.cc). Plans what a successful finish of t with `result`
+  // creates, reading the stored task and the stored idempotency keys of the follow-ups
+  // (into stored_keys) before anything changes: kUnavailable when the store cannot be
+  // read. Apply then creates them (or records why not) in batch, after the parent's
+  // completion.
+  Status PlanFollowupsOf(const LiveTask& t, const std::string& result,
+                         std::vector<PlannedFollowup>& plan,
+                         std::unordered_map<std::string, std::string>& stored_keys);
+  void ApplyFollowups(TaskId parent, std::vector<PlannedFollowup>& plan,
+                      const std::unordered_map<std::string, std::string>& stored_keys, Micros now,
+                      WriteBatch& batch);
+  // Creates one task (Enqueue and follow-ups): memory, indexes, its lane, metrics, the
+  // `task.enqueued` record and the insert in the batch. Known idempotency keys are the
+  // caller's to check first. nt is moved from.
+  std::shared_ptr<const Task> CreateTask(NewTask& nt, Micros now, WriteBatch& batch);
   // Fails every task the worker holds (its leases are released now, not at expiry).
   void ReleaseLeasesOf(uint32_t worker, ErrorClass cls, const std::string& message, Micros now,
                        WriteBatch& batch, std::vector<TaskId>& finished_with_key);

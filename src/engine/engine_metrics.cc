@@ -54,7 +54,17 @@ EngineMetrics::EngineMetrics(metrics::Registry& r, size_t max_actions, size_t ma
                              {"pool"})),
       lost_(r.AddCounter("resonance_workers_lost_total",
                          "Workers marked lost after worker_lost_after_ms of silence.",
-                         {"pool"})) {}
+                         {"pool"})),
+      followups_(r.AddCounter("resonance_followups_total",
+                              "Follow-ups a successful task asked for, by outcome: created, "
+                              "duplicate (known idempotency key), refused (past max_depth), "
+                              "failed (bad spec, missing value, schema).",
+                              {"outcome"})) {
+  static const char* const kFollowupOutcomes[] = {"created", "duplicate", "refused", "failed"};
+  for (int i = 0; i < kFollowupOutcomeCount; ++i) {
+    followup_[i] = &followups_.With({kFollowupOutcomes[i]});
+  }
+}
 
 const std::string& EngineMetrics::QueueLabel(uint32_t queue, const std::string& name) {
   if (queue >= queue_label_.size()) queue_label_.resize(queue + 1);

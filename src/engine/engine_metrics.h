@@ -44,6 +44,10 @@ class EngineMetrics {
   PerAction& Action(uint32_t queue, const std::string& queue_name, uint32_t action,
                     const std::string& action_name);
 
+  enum FollowupOutcome { kFollowupCreated, kFollowupDuplicate, kFollowupRefused,
+                         kFollowupFailed, kFollowupOutcomeCount };
+  void Followup(FollowupOutcome o) { followup_[o]->Inc(); }
+
   void WorkerRestarted(const std::string& pool);
   void WorkerLost(const std::string& pool);
 
@@ -74,6 +78,8 @@ class EngineMetrics {
   metrics::Family<metrics::Gauge>& workers_;
   metrics::Family<metrics::Counter>& restarts_;
   metrics::Family<metrics::Counter>& lost_;
+  metrics::Family<metrics::Counter>& followups_;
+  metrics::Counter* followup_[kFollowupOutcomeCount];
   std::vector<PerQueue> queues_;                          // by queue index
   std::unordered_map<uint64_t, PerAction> actions_;       // by queue << 32 | action
 };

@@ -156,10 +156,14 @@ uint32_t FlowControl::Attach(uint32_t queue, const std::string& queue_name, uint
   };
   if (ql.Limits()) add(kQueueGate, queue, "", ql.rate, ql.concurrency);
   if (!key.empty() && ql.KeyLimits()) add(kQueueKeyGate, queue, key, ql.key_rate, ql.key_concurrency);
-  // The action's gate (or its key's) always exists: backpressure pauses go there.
+  // The action's gate (and its key's) always exist: backpressure pauses the bucket the
+  // task draws from, its key's, or without a key the action's when that is limited.
   add(kActionGate, action, "", al.rate, al.concurrency);
-  if (!key.empty()) add(kActionKeyGate, action, key, al.key_rate, al.key_concurrency);
-  l.pause = l.gates.back();
+  if (al.Limits()) l.pause = l.gates.back();
+  if (!key.empty()) {
+    add(kActionKeyGate, action, key, al.key_rate, al.key_concurrency);
+    l.pause = l.gates.back();
+  }
   auto b = options_.breakers.find(action_name);
   const BreakerOptions& bo = b == options_.breakers.end() ? options_.breaker : b->second;
   if (bo.enabled) {
@@ -411,7 +415,7 @@ void FlowControl::RecordOutcome(uint32_t lane, TaskId id, bool failure, Micros n
 
 void FlowControl::Pause(uint32_t lane, Micros until, Micros now) {
   Lane& l = lanes_[lane];
-  if (until <= now || until <= l.pause->paused_until) return;
+  if (!l.pause || until <= now || until <= l.pause->paused_until) return;
   l.pause->paused_until = until;
   ++pauses_;
   std::string data;

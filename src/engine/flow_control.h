@@ -139,7 +139,9 @@ class FlowControl {
 
   // The end of an attempt, for the action's breaker (call before Release).
   void RecordOutcome(uint32_t lane, TaskId id, bool failure, Micros now);
-  // Backpressure: holds the lane's action (its key when the lane has one) until `until`.
+  // Backpressure: holds the lane's key of its action until `until`; a lane without a key
+  // holds its whole action only when the action has a rate or concurrency limit (else
+  // nothing: the failed task's own retry delay is the only wait).
   void Pause(uint32_t lane, Micros until, Micros now);
 
   // Unparks lanes whose wait is over; true when any came back.
@@ -194,7 +196,7 @@ class FlowControl {
     std::set<ReadyKey> ready;
     std::vector<Gate*> gates;
     std::vector<GateKind> kinds;  // of gates, in the same order
-    Gate* pause = nullptr;  // where backpressure of this lane goes
+    Gate* pause = nullptr;  // where backpressure of this lane goes; nullptr = nowhere
     Breaker* breaker = nullptr;
     int tasks = 0;  // live tasks attached
     Park parked = kNotParked;

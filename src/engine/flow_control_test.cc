@@ -141,6 +141,23 @@ TEST_F(FlowControlTest, PauseHoldsTheKeyUntilItEnds) {
   EXPECT_EQ(*Take(f, kT0 + 2 * kSec), 1u);
 }
 
+TEST_F(FlowControlTest, PauseWithoutAKeyHoldsOnlyALimitedAction) {
+  // Given action a unlimited and action b limited, when a key-less task of each is
+  // paused, then a's other tasks still run (only the failed task waits, by its retry)
+  // and b's are held.
+  FlowOptions o;
+  o.actions["b"].concurrency = 5;
+  FlowControl f(o);
+  uint32_t a = Lane(f, 1, ""), b = Lane(f, 2, "");
+  Ready(f, a, 1);
+  Ready(f, b, 2);
+  f.Pause(a, kT0 + 5 * kSec, kT0);
+  f.Pause(b, kT0 + 5 * kSec, kT0);
+  EXPECT_EQ(f.TakeEvents().size(), 1u);
+  EXPECT_EQ(*Take(f, kT0), 1u);
+  EXPECT_FALSE(Take(f, kT0));
+}
+
 TEST_F(FlowControlTest, PauseOutlivesTheLastTaskOfItsKey) {
   // Given a paused key whose only task leaves (it retries later), when a task of that
   // key comes back before the pause ends, then it is still held.

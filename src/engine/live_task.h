@@ -33,6 +33,7 @@ struct LiveTask {
   TaskState state = TaskState::kReady;
   bool cancel_requested = false;
   bool has_idempotency_key = false;
+  bool has_on_success = false;  // its stored on_success list is not empty
 };
 
 // Order of ready tasks within a queue: priority high first, then run_at, then id.

@@ -10,6 +10,7 @@
 #include "core/baselines.h"
 #include "core/clock.h"
 #include "engine/engine.h"
+#include "engine/followups.h"
 #include "http/json_schema.h"
 #include "http/request.h"
 #include "http/router.h"
@@ -66,8 +67,14 @@ class Api {
   // Producers (api_producers.cc).
   void Enqueue(Request& req, Respond respond);
   // The 422 answer for a task the action registry refuses (unknown action when strict,
-  // payload against its schema); nullopt when it passes. `prefix` names the item.
-  std::optional<Reply> CheckRegistry(const NewTask& t, const std::string& prefix) const;
+  // payload against its schema unless !check_payload); nullopt when it passes. `prefix`
+  // names the item.
+  std::optional<Reply> CheckRegistry(const NewTask& t, const std::string& prefix,
+                                     bool check_payload = true) const;
+  // CheckRegistry for each follow-up spec (all ok) of a task; payloads with placeholders
+  // are checked only when the follow-up is created (docs/follow-ups.md).
+  std::optional<Reply> CheckFollowups(const std::vector<FollowupSpec>& specs,
+                                      const std::string& prefix) const;
   void EnqueueBatch(Request& req, Respond respond);
   void GetTask(Request& req, Respond respond);
   void ListTasks(Request& req, Respond respond);

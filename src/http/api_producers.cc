@@ -3,7 +3,9 @@
 
 #include "core/json_writer.h"
 #include "core/task_id.h"
+#include "core/template.h"
 #include "core/time_format.h"
+#include "engine/followups.h"
 #include "http/api.h"
 #include "http/json_body.h"
 #include "http/task_json.h"
@@ -14,8 +16,8 @@ namespace od = simdjson::ondemand;
 namespace {
 
 // Reads one task spec. Error messages start with the field's name; a batch puts
-// "tasks[i]." in front.
-Status ReadNewTask(od::object obj, NewTask& t) {
+// "tasks[i]." in front. Its follow-ups (on_success, nested ones too) go to `followups`.
+Status ReadNewTask(od::object obj, NewTask& t, std::vector<FollowupSpec>& followups) {
   bool has_action = false;
   Status read = ForEachField(obj, true, [&](std::string_view key, od::value v) {
     const std::string_view name = key;
@@ -61,6 +63,8 @@ Status ReadNewTask(od::object obj, NewTask& t) {
       s = ReadString(v, name, t.limit_key);
     } else if (key == "cost") {
       s = ReadNumber(v, name, t.cost);
+    } else if (key == "on_success") {
+      s = ReadRawAny(v, name, t.on_success);
     }
     return s;
   });
@@ -68,12 +72,34 @@ Status ReadNewTask(od::object obj, NewTask& t) {
   if (!has_action) {
     return Status(Code::kInvalidArgument, "action: is required");
   }
-  return ValidateNewTask(t);
+  if (Status s = ValidateNewTask(t); !s.ok()) return s;
+  if (!t.on_success.empty()) {
+    auto specs = ReadFollowups(t.on_success, "on_success", true);
+    if (!specs.ok()) return specs.status();
+    for (const auto& spec : *specs) {
+      if (!spec.task.ok()) return spec.task.status();
+    }
+    if (specs->empty()) t.on_success.clear();
+    followups = std::move(*specs);
+  }
+  return Status::Ok();
 }
 
 }  // namespace
 
-std::optional<Reply> Api::CheckRegistry(const NewTask& t, const std::string& prefix) const {
+std::optional<Reply> Api::CheckFollowups(const std::vector<FollowupSpec>& specs,
+                                         const std::string& prefix) const {
+  for (const auto& spec : specs) {
+    const NewTask& t = spec.task.value();
+    // A payload with placeholders is checked once filled in, when the follow-up is created.
+    const bool filled = !tmpl::MayHavePlaceholders(t.payload);
+    if (auto refused = CheckRegistry(t, prefix + spec.path + ".", filled)) return refused;
+  }
+  return std::nullopt;
+}
+
+std::optional<Reply> Api::CheckRegistry(const NewTask& t, const std::string& prefix,
+                                        bool check_payload) const {
   if (!options_.actions) return std::nullopt;
   const ActionRegistry& reg = *options_.actions;
   if (reg.strict && !reg.known.count(t.action)) {
@@ -83,7 +109,7 @@ std::optional<Reply> Api::CheckRegistry(const NewTask& t, const std::string& pre
                                  "\"] to the config)"));
   }
   auto it = reg.schemas.find(t.action);
-  if (it == reg.schemas.end()) return std::nullopt;
+  if (it == reg.schemas.end() || !check_payload) return std::nullopt;
   auto violations = it->second->Validate(t.payload, prefix + "payload");
   if (violations.empty()) return std::nullopt;
   std::string body;
@@ -107,8 +133,10 @@ void Api::Enqueue(Request& req, Respond respond) {
   if (!obj.ok()) return respond(ErrorReply(obj.status()));
   NewTask t;
   t.trace_id = req.trace_id;
-  if (Status s = ReadNewTask(*obj, t); !s.ok()) return respond(ErrorReply(s));
+  std::vector<FollowupSpec> followups;
+  if (Status s = ReadNewTask(*obj, t, followups); !s.ok()) return respond(ErrorReply(s));
   if (auto refused = CheckRegistry(t, "")) return respond(std::move(*refused));
+  if (auto refused = CheckFollowups(followups, "")) return respond(std::move(*refused));
   std::vector<NewTask> tasks;
   tasks.push_back(std::move(t));
   SpanOrigin origin{req.trace_id, req.span_id, req.start_unix_nano};
@@ -151,11 +179,15 @@ void Api::EnqueueBatch(Request& req, Respond respond) {
       }
       NewTask t;
       t.trace_id = req.trace_id;
-      if (Status s = ReadNewTask(o, t); !s.ok()) {
+      std::vector<FollowupSpec> followups;
+      if (Status s = ReadNewTask(o, t, followups); !s.ok()) {
         return respond(ErrorReply(
             Status(s.code(), "tasks[" + std::to_string(i) + "]." + s.message())));
       }
       if (auto refused = CheckRegistry(t, "tasks[" + std::to_string(i) + "].")) {
+        return respond(std::move(*refused));
+      }
+      if (auto refused = CheckFollowups(followups, "tasks[" + std::to_string(i) + "].")) {
         return respond(std::move(*refused));
       }
       tasks.push_back(std::move(t));
@@ -208,6 +240,7 @@ void Api::ListTasks(Request& req, Respond respond) {
   }
   if (const std::string* q = req.Query("queue")) f.queue = *q;
   if (const std::string* a = req.Query("action")) f.action = *a;
+  if (const std::string* p = req.Query("parent_id")) f.parent_id = *p;
   if (const std::string* a = req.Query("after")) f.after = *a;
   auto limit = QueryInt(req, "limit", 100, 1, 1000);
   if (!limit.ok()) return respond(ErrorReply(limit.status()));

@@ -236,4 +236,22 @@ std::vector<JsonSchema::Violation> JsonSchema::Validate(std::string_view documen
   return out;
 }
 
+Status ActionRegistry::Check(const std::string& action, std::string_view payload,
+                             const std::string& prefix) const {
+  if (strict && !known.count(action)) {
+    return Status(Code::kUnprocessable, prefix + "action: unknown action '" + action +
+                                            "' (the action registry is strict)");
+  }
+  auto it = schemas.find(action);
+  if (it == schemas.end()) return Status::Ok();
+  auto violations = it->second->Validate(payload, prefix + "payload");
+  if (violations.empty()) return Status::Ok();
+  std::string msg = prefix + "payload: does not match the schema of action '" + action + "': ";
+  for (size_t i = 0; i < violations.size(); ++i) {
+    if (i) msg += "; ";
+    msg += violations[i].path + ": " + violations[i].message;
+  }
+  return Status(Code::kUnprocessable, std::move(msg));
+}
+
 }  // namespace resonance::http

@@ -45,6 +45,13 @@ struct ActionRegistry {
   bool strict = false;
   std::set<std::string> known;
   std::map<std::string, std::shared_ptr<const JsonSchema>> schemas;
+
+  // One task against the registry, as a Status (for follow-ups, which have no HTTP answer
+  // of their own): kUnprocessable "<prefix>action: unknown action ..." when strict, or
+  // "<prefix>payload: does not match the schema of action 'X': <path>: <message>; ..."
+  // naming every violation.
+  Status Check(const std::string& action, std::string_view payload,
+               const std::string& prefix) const;
 };
 
 }  // namespace resonance::http

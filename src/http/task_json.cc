@@ -31,6 +31,8 @@ void WriteTask(JsonWriter& w, const Task& t, bool with_lease) {
   w.Key("trace_id").StringOrNull(t.trace_id);
   w.Key("limit_key").StringOrNull(t.limit_key);
   w.Key("cost").Double(t.cost);
+  w.Key("on_success").RawOrNull(t.on_success);
+  w.Key("depth").Int(t.depth);
   w.Key("result").RawOrNull(t.result);
   WriteError(w, t);
   const bool running = t.state == TaskState::kRunning;

@@ -121,6 +121,7 @@ struct TaskFilter {
   std::optional<TaskState> state;
   std::string queue;   // empty = any
   std::string action;  // empty = any
+  std::string parent_id;  // the follow-ups of this task; empty = any
   std::string after;   // exclusive id cursor, empty = from the start
   int limit = 100;
 };

@@ -290,3 +290,16 @@ def test_bad_flow_fields_and_config_are_refused(server_factory, tmp_workdir):
             assert mention in bad.stderr_tail(), (cfg, bad.stderr_tail())
         finally:
             bad.cleanup()
+
+
+def test_follow_ups_carry_their_limit_key_and_cost(server_factory):
+    srv = server_factory({"actions": {"fetch": {"key_field": "account"}}})
+    parent = srv.enqueue("plan", on_success=[
+        {"action": "fetch", "payload": {"account": "{{result.account}}"}, "cost": 3},
+        {"action": "fetch", "limit_key": "fixed"}])
+    t = srv.lease()[0]
+    assert t["id"] == parent["id"]
+    srv.complete(t, result={"account": "acct-9"})
+    kids = srv.list_tasks(parent_id=parent["id"])["tasks"]
+    got = sorted((k["limit_key"], k["cost"]) for k in kids)
+    assert got == [("acct-9", 3), ("fixed", 1)], got

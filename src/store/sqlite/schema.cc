@@ -87,6 +87,12 @@ CREATE TABLE records (
 ) WITHOUT ROWID;
 CREATE INDEX records_by_sort ON records(kind, sort);
 )sql",
+    // 5: follow-ups: the task's on_success specs (JSON array) and its follow-up depth.
+    R"sql(
+ALTER TABLE tasks ADD COLUMN on_success TEXT;
+ALTER TABLE tasks ADD COLUMN depth INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX tasks_parent ON tasks(parent_id, id) WHERE parent_id IS NOT NULL;
+)sql",
 };
 constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);
 static_assert(kMigrationCount == kSchemaVersion, "one migration per schema version");

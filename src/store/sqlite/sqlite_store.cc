@@ -14,7 +14,8 @@ constexpr const char* kTaskColumns =
     "id, queue, action, payload, priority, state, run_at, attempt, max_attempts, timeout_s, "
     "throttled, idempotency_key, requires_approval, parent_id, trace_id, result, error_class, "
     "error_message, lease, lease_expires_at, worker, cancel_requested, progress, created_at, "
-    "started_at, finished_at, updated_at, limit_key, cost, schedule, scheduled_for";
+    "started_at, finished_at, updated_at, limit_key, cost, schedule, scheduled_for, "
+    "on_success, depth";
 
 Task RowToTask(const sqlite::Stmt& st) {
   Task t;
@@ -50,6 +51,8 @@ Task RowToTask(const sqlite::Stmt& st) {
   t.cost = st.IsNull(28) ? 1.0 : st.Double(28);
   t.schedule = st.Text(29);
   t.scheduled_for = st.Int(30);
+  t.on_success = st.Text(31);
+  t.depth = static_cast<int32_t>(st.Int(32));
   return t;
 }
 
@@ -105,7 +108,7 @@ Status SqliteStore::OpenWriter() {
       },
       this);
   insert_task_ = sqlite::Stmt(db, std::string("INSERT INTO tasks (") + kTaskColumns +
-                                      ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+                                      ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
   delete_task_ = sqlite::Stmt(db, "DELETE FROM tasks WHERE id=?1");
   insert_ledger_ = sqlite::Stmt(
       db, "INSERT INTO ledger (seq, ts, kind, task_id, data, hash) VALUES (?,?,?,?,?,?)");
@@ -139,13 +142,15 @@ Status SqliteStore::OpenReader(bool read_only) {
 Result<RecoveredState> SqliteStore::Recover(const std::function<void(Task&&)>& on_task) {
   std::lock_guard lock(read_mu_);
   RecoveredState out;
-  // Payload, result and progress are not loaded: the engine does not keep them.
+  // Payload, result and progress are not loaded: the engine does not keep them. The
+  // on_success text is (the engine keeps only whether there is one).
   sqlite::Stmt st(rdb_.get(),
                   "SELECT id, queue, action, '', priority, state, run_at, attempt, "
                   "max_attempts, timeout_s, throttled, idempotency_key, requires_approval, "
                   "parent_id, trace_id, NULL, error_class, error_message, lease, "
                   "lease_expires_at, worker, cancel_requested, NULL, created_at, started_at, "
-                  "finished_at, updated_at, limit_key, cost, schedule, scheduled_for FROM tasks "
+                  "finished_at, updated_at, limit_key, cost, schedule, scheduled_for, on_success, "
+                  "depth FROM tasks "
                   "WHERE state IN ('pending_approval','scheduled','ready','running')");
   if (!st.valid()) return st.status();
   while (st.Step()) on_task(RowToTask(st));
@@ -329,6 +334,8 @@ Status SqliteStore::Apply(const Mutation& m) {
     st.BindDouble(29, t.cost);
     st.BindText(30, t.schedule, true);
     st.BindIntOrNull(31, t.scheduled_for);
+    st.BindText(32, t.on_success, true);
+    st.BindInt(33, t.depth);
     return st.Run();
   }
   if (auto* up = std::get_if<UpdateTask>(&m)) return ApplyUpdate(up->update);
@@ -518,6 +525,7 @@ Result<std::vector<Task>> SqliteStore::ListTasks(const TaskFilter& f) {
   if (f.state) where += " AND state = ?2";
   if (!f.queue.empty()) where += " AND queue = ?3";
   if (!f.action.empty()) where += " AND action = ?4";
+  if (!f.parent_id.empty()) where += " AND parent_id = ?6";
   where += " ORDER BY id LIMIT ?5";
   sqlite::Stmt st(rdb_.get(), Select(where.c_str()));
   if (!st.valid()) return st.status();
@@ -525,6 +533,7 @@ Result<std::vector<Task>> SqliteStore::ListTasks(const TaskFilter& f) {
   if (f.state) st.BindText(2, TaskStateName(*f.state));
   if (!f.queue.empty()) st.BindText(3, f.queue);
   if (!f.action.empty()) st.BindText(4, f.action);
+  if (!f.parent_id.empty()) st.BindText(6, f.parent_id);
   st.BindInt(5, f.limit);
   std::vector<Task> out;
   while (st.Step()) out.push_back(RowToTask(st));

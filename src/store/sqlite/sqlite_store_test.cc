@@ -842,7 +842,9 @@ TEST_F(SqliteStoreTest, VersionOneDatabaseGainsTheStatsTable) {
                         "ALTER TABLE tasks DROP COLUMN limit_key; "
                         "ALTER TABLE tasks DROP COLUMN cost; "
                         "ALTER TABLE tasks DROP COLUMN schedule; "
-                        "ALTER TABLE tasks DROP COLUMN scheduled_for; PRAGMA user_version = 1;")
+                        "ALTER TABLE tasks DROP COLUMN scheduled_for; "
+                        "DROP INDEX tasks_parent; ALTER TABLE tasks DROP COLUMN on_success; "
+                        "ALTER TABLE tasks DROP COLUMN depth; PRAGMA user_version = 1;")
                     .ok());
   }
   ASSERT_EQ(UserVersion(), 1);
@@ -936,6 +938,60 @@ TEST_F(SqliteStoreTest, PruneStatsDeletesRowsBeforeTheMinute) {
   ASSERT_EQ(rows->size(), 2u);
   EXPECT_EQ((*rows)[0].minute, 20);
   EXPECT_EQ((*rows)[1].minute, 30);
+}
+
+}  // namespace
+}  // namespace resonance
+
+namespace resonance {
+namespace {
+
+TEST_F(SqliteStoreTest, VersionFourDatabaseGainsFollowupColumns) {
+  // Given a database as schema 4 left it (no on_success or depth) holding a task, when
+  // the store opens it, then migration 5 runs, the old task reads as having none and
+  // depth 0, and a new task's on_success and depth round-trip, Recover included.
+  store_->Close();
+  store_.reset();
+  {
+    sqlite::Db db;
+    ASSERT_TRUE(db.Open(path_, false).ok());
+    ASSERT_TRUE(db.Exec("DROP INDEX tasks_parent; ALTER TABLE tasks DROP COLUMN on_success; "
+                        "ALTER TABLE tasks DROP COLUMN depth; PRAGMA user_version = 4;"
+                        "INSERT INTO tasks (id, queue, action, payload, priority, state, run_at, "
+                        "attempt, max_attempts, timeout_s, created_at, updated_at) VALUES "
+                        "('old', 'default', 'a', '{}', 0, 'ready', 1, 0, 5, 30, 1, 1);")
+                    .ok());
+  }
+  Open();
+  EXPECT_EQ(UserVersion(), sqlite::kSchemaVersion);
+  auto old = store_->GetTask("old");
+  ASSERT_TRUE(old.ok()) << old.status().ToString();
+  EXPECT_EQ(old->on_success, "");
+  EXPECT_EQ(old->depth, 0);
+  Task t = MakeTask("new");
+  t.on_success = R"([{"action":"b","payload":{"x":"{{result.x}}"}}])";
+  t.depth = 3;
+  t.parent_id = "old";
+  ASSERT_TRUE(Insert(t).ok());
+  auto got = store_->GetTask("new");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->on_success, t.on_success);
+  EXPECT_EQ(got->depth, 3);
+  EXPECT_EQ(got->parent_id, "old");
+  TaskFilter children;
+  children.parent_id = "old";
+  auto listed = store_->ListTasks(children);
+  ASSERT_TRUE(listed.ok()) << listed.status().ToString();
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].id, "new");
+  children.parent_id = "new";
+  EXPECT_TRUE(store_->ListTasks(children)->empty());
+  std::vector<Task> seen;
+  ASSERT_TRUE(store_->Recover([&](Task&& r) { seen.push_back(std::move(r)); }).ok());
+  ASSERT_EQ(seen.size(), 2u);
+  const Task& recovered = seen[0].id == "new" ? seen[0] : seen[1];
+  EXPECT_EQ(recovered.on_success, t.on_success);
+  EXPECT_EQ(recovered.depth, 3);
 }
 
 }  // namespace
