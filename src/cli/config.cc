@@ -1,8 +1,13 @@
 #include "cli/config.h"
 
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <set>
 #include <toml.hpp>
+
+#include "core/time_format.h"
 
 namespace resonance {
 namespace {
@@ -321,6 +326,85 @@ Status ReadAlerts(const toml::value& root, AlertsConfig& a) {
   return Status::Ok();
 }
 
+// [credentials.NAME]: value | value_env | value_file (or none: set by PUT), expires_at,
+// refresh_action, refresh_queue, refresh_before. Messages name keys, files and variables,
+// never a value.
+Status ReadCredentials(const toml::value& root, std::vector<CredentialSpec>& out) {
+  if (!root.contains("credentials")) return Status::Ok();
+  const auto& all = root.at("credentials");
+  if (!all.is_table()) return Status(Code::kInvalidArgument, "credentials: must be a table");
+  for (const auto& [name, table] : all.as_table()) {
+    const std::string where = "credentials." + name;
+    auto bad = [&](const std::string& msg) { return Status(Code::kInvalidArgument, where + msg); };
+    if (!ValidCredentialName(name)) {
+      return bad(": the name must be 1 to 128 characters of A-Z a-z 0-9 _ . -");
+    }
+    if (!table.is_table()) return bad(": must be a table");
+    CredentialSpec spec;
+    spec.name = name;
+    int sources = 0;
+    for (const auto& [key, v] : table.as_table()) {
+      const bool text_key = key == "value" || key == "value_env" || key == "value_file" ||
+                            key == "expires_at" || key == "refresh_action" || key == "refresh_queue";
+      if (text_key && !v.is_string()) return bad("." + key + ": must be a string");
+      if (key == "value") {
+        spec.value = v.as_string().str;
+        ++sources;
+      } else if (key == "value_env") {
+        const std::string var = v.as_string().str;
+        const char* got = var.empty() ? nullptr : std::getenv(var.c_str());
+        if (!got || !*got) {
+          return bad(".value_env: the environment variable '" + var + "' is not set or empty");
+        }
+        spec.value = got;
+        ++sources;
+      } else if (key == "value_file") {
+        const std::string file = v.as_string().str;
+        std::ifstream f(file, std::ios::binary);
+        if (!f) return bad(".value_file: cannot read '" + file + "'");
+        std::ostringstream text;
+        text << f.rdbuf();
+        spec.value = text.str();
+        if (!spec.value.empty() && spec.value.back() == '\n') spec.value.pop_back();
+        if (!spec.value.empty() && spec.value.back() == '\r') spec.value.pop_back();
+        ++sources;
+      } else if (key == "expires_at") {
+        auto at = ParseRfc3339(v.as_string().str);
+        if (!at) return bad(".expires_at: must be an RFC 3339 time (a quoted string)");
+        spec.expires_at = *at;
+      } else if (key == "refresh_action") {
+        spec.refresh_action = v.as_string().str;
+        if (spec.refresh_action.empty() || spec.refresh_action.size() > 200) {
+          return bad(".refresh_action: must be 1 to 200 characters");
+        }
+      } else if (key == "refresh_queue") {
+        spec.refresh_queue = v.as_string().str;
+        if (spec.refresh_queue.empty() || spec.refresh_queue.size() > 200) {
+          return bad(".refresh_queue: must be 1 to 200 characters");
+        }
+      } else if (key == "refresh_before") {
+        std::optional<Micros> d;
+        if (v.is_integer() && v.as_integer() >= 0) {
+          d = v.as_integer() * kMicrosPerSecond;
+        } else if (v.is_string()) {
+          d = ParseDuration(v.as_string().str);
+        }
+        if (!d) return bad(".refresh_before: must be seconds (300) or a duration (\"5m\")");
+        spec.refresh_before = *d;
+      } else {
+        return bad("." + key + ": unknown key");
+      }
+    }
+    if (sources > 1) return bad(": give one of value, value_env and value_file");
+    spec.has_value = sources == 1;
+    if (spec.has_value && spec.value.empty()) return bad(": the value is empty");
+    if (spec.value.size() > kMaxCredentialValueBytes) return bad(": the value is over 64 KiB");
+    if (spec.value.find('\0') != std::string::npos) return bad(": the value holds a NUL byte");
+    out.push_back(std::move(spec));
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status SplitHostPort(const std::string& listen, std::string& host, uint16_t& port) {
@@ -353,7 +437,7 @@ Result<Config> LoadConfig(const std::string& path) {
         "ledger_checkpoint_every", "worker_heartbeat_ms", "worker_lost_after_ms",
         "history_keep_days", "sse_keepalive_ms", "sse_client_buffer_bytes", "retry", "actions", "handlers", "pools",
         "supervisor", "logging", "metrics", "tracing", "baselines", "alerts", "canaries",
-        "registry"};
+        "registry", "credentials"};
     for (const auto& [key, v] : root.as_table()) {
       if (!kKnown.count(key)) return Bad(path, key + ": unknown key");
     }
@@ -426,6 +510,18 @@ Result<Config> LoadConfig(const std::string& path) {
             c.actions.schemas[name] = std::move(*schema);
             continue;
           }
+          if (key == "credentials") {
+            const std::string where = "actions." + name + ".credentials";
+            if (!v.is_array()) return Bad(path, where + ": must be an array of credential names");
+            auto& names = c.actions.credentials[name];
+            for (const auto& item : v.as_array()) {
+              if (!item.is_string() || !ValidCredentialName(item.as_string().str)) {
+                return Bad(path, where + ": must be an array of credential names");
+              }
+              names.push_back(item.as_string().str);
+            }
+            continue;
+          }
           if (key != "retry") return Bad(path, "actions." + name + "." + key + ": unknown key");
           if (!v.is_table()) return Bad(path, "actions." + name + ".retry: must be a table");
           Status s = ReadClassPolicies(v, "actions." + name + ".retry", policy);
@@ -437,6 +533,17 @@ Result<Config> LoadConfig(const std::string& path) {
     if (Status s = ReadObservability(root, c); !s.ok()) return Bad(path, s.message());
     if (Status s = ReadAlerts(root, c.alerts); !s.ok()) return Bad(path, s.message());
     if (Status s = ReadCanaries(root, c.canaries); !s.ok()) return Bad(path, s.message());
+    if (Status s = ReadCredentials(root, c.credentials); !s.ok()) return Bad(path, s.message());
+    for (const auto& [action, names] : c.actions.credentials) {
+      for (const auto& n : names) {
+        bool declared = false;
+        for (const auto& spec : c.credentials) declared = declared || spec.name == n;
+        if (!declared) {
+          return Bad(path, "actions." + action + ".credentials: '" + n +
+                               "' is not a [credentials." + n + "] table");
+        }
+      }
+    }
     TableReader registry(root, "registry");
     for (Status s : {registry.Check({"strict"}), registry.Bool("strict", c.actions.strict)}) {
       if (!s.ok()) return Bad(path, s.message());

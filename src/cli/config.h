@@ -6,6 +6,7 @@
 #include "core/retry_policy.h"
 #include "core/status.h"
 #include "engine/alert_rules.h"
+#include "engine/credentials.h"
 #include "http/json_schema.h"
 #include "observe/log.h"
 #include "store/store.h"
@@ -78,7 +79,8 @@ struct Config {
   BaselineOptions baselines;  // [baselines]
   AlertsConfig alerts;        // [alerts]
   std::vector<CanaryConfig> canaries;  // [[canaries]]
-  http::ActionRegistry actions;        // [actions."NAME"] schema, [registry] strict
+  http::ActionRegistry actions;        // [actions."NAME"] schema, credentials; [registry] strict
+  std::vector<CredentialSpec> credentials;  // [credentials.NAME] (docs/credentials.md)
 };
 
 // Reads a TOML file. kInvalidArgument naming the key (and the file) on a wrong type,

@@ -177,8 +177,10 @@ class Engine {
   // for workers that named no pool). The last day is kept.
   std::map<std::string, int> RestartsSince(Micros since);
 
-  // Appends an event that is about no task (alerts, ...) to the ledger.
-  void RecordEvent(std::string kind, std::string data, Done done);
+  // Appends an event that is about no task (alerts, ...) to the ledger. `with` joins
+  // the same write batch (atomic with the record; credentials use it).
+  void RecordEvent(std::string kind, std::string data, Done done,
+                   std::vector<Mutation> with = {});
 
   // Answers every waiting lease with no tasks (used at shutdown).
   void ReleaseWaiters();

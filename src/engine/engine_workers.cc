@@ -37,10 +37,12 @@ std::map<std::string, int> Engine::RestartsSince(Micros since) {
   return out;
 }
 
-void Engine::RecordEvent(std::string kind, std::string data, Done done) {
+void Engine::RecordEvent(std::string kind, std::string data, Done done,
+                         std::vector<Mutation> with) {
   auto lock = Lock();
   if (failed_) return done(Status(Code::kUnavailable, "store failed; restart the server"));
   WriteBatch batch;
+  batch.mutations = std::move(with);
   AppendEvent(batch, clock_.Now(), std::move(kind), 0, std::move(data));
   SubmitLocked(std::move(batch), std::move(done));
 }

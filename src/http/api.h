@@ -9,6 +9,7 @@
 
 #include "core/baselines.h"
 #include "core/clock.h"
+#include "engine/credentials.h"
 #include "engine/engine.h"
 #include "http/json_schema.h"
 #include "http/request.h"
@@ -43,6 +44,9 @@ class Api {
     const alerts::AlertEngine* alerts = nullptr;
     // Payload schemas and strictness at enqueue; nullptr = every action accepted as is.
     const ActionRegistry* actions = nullptr;
+    // /api/credentials and the credentials lease answers carry; nullptr = the routes
+    // answer with empty lists and 404s, leases carry none. Not owned.
+    Credentials* credentials = nullptr;
   };
   // Where a span about a task hangs in its trace.
   struct SpanOrigin {
@@ -92,6 +96,11 @@ class Api {
   void Baselines(Request& req, Respond respond);
   void Alerts(Request& req, Respond respond);
   void Ready(Request& req, Respond respond);
+  // Credentials (api_credentials.cc): metadata only, never a value.
+  void ListCredentials(Request& req, Respond respond);
+  void GetCredential(Request& req, Respond respond);
+  void PutCredential(Request& req, Respond respond);
+  void DeleteCredential(Request& req, Respond respond);
   // Live events over SSE (api_events.cc).
   void Events(Request& req, Respond respond);
   void TaskEvents(Request& req, Respond respond);

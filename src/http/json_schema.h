@@ -45,6 +45,8 @@ struct ActionRegistry {
   bool strict = false;
   std::set<std::string> known;
   std::map<std::string, std::shared_ptr<const JsonSchema>> schemas;
+  // [actions."NAME"] credentials: the credentials a lease of the action carries.
+  std::map<std::string, std::vector<std::string>> credentials;
 };
 
 }  // namespace resonance::http

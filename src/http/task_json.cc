@@ -13,7 +13,8 @@ void WriteError(JsonWriter& w, const Task& t) {
 }
 }  // namespace
 
-void WriteTask(JsonWriter& w, const Task& t, bool with_lease) {
+void WriteTask(JsonWriter& w, const Task& t, bool with_lease,
+               const std::vector<std::pair<std::string, std::string>>* credentials) {
   w.BeginObject();
   w.Key("id").String(t.id);
   w.Key("queue").String(t.queue);
@@ -41,6 +42,11 @@ void WriteTask(JsonWriter& w, const Task& t, bool with_lease) {
   w.Key("started_at").TimeOrNull(t.started_at);
   w.Key("finished_at").TimeOrNull(t.finished_at);
   w.Key("updated_at").Time(t.updated_at);
+  if (credentials) {
+    w.Key("credentials").BeginObject();
+    for (const auto& [name, value] : *credentials) w.Key(name).String(value);
+    w.EndObject();
+  }
   w.EndObject();
 }
 

@@ -37,6 +37,9 @@ class ForwardingStore : public Store {
   Result<std::vector<QueueDepthPoint>> OpenTasksAt(const std::vector<Micros>& times) override {
     return real_.OpenTasksAt(times);
   }
+  Result<std::vector<CredentialRecord>> ListCredentials() override {
+    return real_.ListCredentials();
+  }
 
  protected:
   Store& real_;

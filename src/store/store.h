@@ -76,8 +76,25 @@ struct RecordStats {
 struct PruneStats {
   int64_t before_minute = 0;
 };
+// A named secret (docs/credentials.md). The value lives here and in the config only:
+// never in the ledger, logs, metrics or API answers other than a worker's lease.
+// Persisted in `credentials`. Changing a field needs a new migration in
+// store/sqlite/schema.cc and a bump of kSchemaVersion.
+struct CredentialRecord {
+  std::string name;
+  std::string value;
+  Micros expires_at = 0;  // 0 = never expires
+  int64_t version = 0;    // 1, 2, ... bumped by every change of value or expiry
+  Micros updated_at = 0;
+  // Hex SHA-256 of the config's value and expiry that this row last took over ("" when
+  // the config never named it): a different hash at start means the config changed.
+  std::string config_hash;
+};
+// Inserts or replaces the row of record.name.
+struct PutCredential { CredentialRecord record; };
+struct DeleteCredential { std::string name; };
 using Mutation = std::variant<InsertTask, UpdateTask, DeleteTask, AppendLedger, SetQueuePaused,
-                              RecordStats, PruneStats>;
+                              RecordStats, PruneStats, PutCredential, DeleteCredential>;
 
 // The changes of one request (or one engine step). Applied atomically, in order,
 // within a group commit, after every batch submitted before it.
@@ -165,6 +182,8 @@ class Store {
   // none open are left out. Approximate for the past: rows deleted since (DLQ delete)
   // are not counted.
   virtual Result<std::vector<QueueDepthPoint>> OpenTasksAt(const std::vector<Micros>& times) = 0;
+  // Every stored credential, by name.
+  virtual Result<std::vector<CredentialRecord>> ListCredentials() = 0;
 };
 
 }  // namespace resonance

@@ -65,6 +65,17 @@ CREATE TABLE stats (
   PRIMARY KEY (minute, queue, action)
 ) WITHOUT ROWID;
 )sql",
+    // 3: credentials (docs/credentials.md); the value is the secret itself.
+    R"sql(
+CREATE TABLE credentials (
+  name        TEXT PRIMARY KEY,
+  value       TEXT NOT NULL,
+  expires_at  INTEGER,
+  version     INTEGER NOT NULL,
+  updated_at  INTEGER NOT NULL,
+  config_hash TEXT NOT NULL DEFAULT ''
+) WITHOUT ROWID;
+)sql",
 };
 constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);
 static_assert(kMigrationCount == kSchemaVersion, "one migration per schema version");
