@@ -343,13 +343,14 @@ Status ReadCredentials(const toml::value& root, std::vector<CredentialSpec>& out
     CredentialSpec spec;
     spec.name = name;
     int sources = 0;
+    for (const char* key : {"value", "value_env", "value_file"}) sources += table.contains(key) ? 1 : 0;
+    if (sources > 1) return bad(": give one of value, value_env and value_file");
     for (const auto& [key, v] : table.as_table()) {
       const bool text_key = key == "value" || key == "value_env" || key == "value_file" ||
                             key == "expires_at" || key == "refresh_action" || key == "refresh_queue";
       if (text_key && !v.is_string()) return bad("." + key + ": must be a string");
       if (key == "value") {
         spec.value = v.as_string().str;
-        ++sources;
       } else if (key == "value_env") {
         const std::string var = v.as_string().str;
         const char* got = var.empty() ? nullptr : std::getenv(var.c_str());
@@ -357,7 +358,6 @@ Status ReadCredentials(const toml::value& root, std::vector<CredentialSpec>& out
           return bad(".value_env: the environment variable '" + var + "' is not set or empty");
         }
         spec.value = got;
-        ++sources;
       } else if (key == "value_file") {
         const std::string file = v.as_string().str;
         std::ifstream f(file, std::ios::binary);
@@ -367,7 +367,6 @@ Status ReadCredentials(const toml::value& root, std::vector<CredentialSpec>& out
         spec.value = text.str();
         if (!spec.value.empty() && spec.value.back() == '\n') spec.value.pop_back();
         if (!spec.value.empty() && spec.value.back() == '\r') spec.value.pop_back();
-        ++sources;
       } else if (key == "expires_at") {
         auto at = ParseRfc3339(v.as_string().str);
         if (!at) return bad(".expires_at: must be an RFC 3339 time (a quoted string)");
@@ -395,7 +394,6 @@ Status ReadCredentials(const toml::value& root, std::vector<CredentialSpec>& out
         return bad("." + key + ": unknown key");
       }
     }
-    if (sources > 1) return bad(": give one of value, value_env and value_file");
     spec.has_value = sources == 1;
     if (spec.has_value && spec.value.empty()) return bad(": the value is empty");
     if (spec.value.size() > kMaxCredentialValueBytes) return bad(": the value is over 64 KiB");
