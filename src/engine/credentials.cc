@@ -91,7 +91,11 @@ Status Credentials::Load() {
   std::lock_guard lock(mu_);
   for (auto& r : *stored) {
     std::string name = r.name;
-    entries_[name].record = std::move(r);
+    if (r.value.empty()) {
+      retired_[name] = r.version;
+    } else {
+      entries_[name].record = std::move(r);
+    }
   }
   const Micros now = clock_.Now();
   for (const CredentialSpec& spec : specs_) {
@@ -106,6 +110,10 @@ Status Credentials::Load() {
       continue;  // the config did not change: the stored (maybe refreshed) value stays
     }
     Entry& e = entries_[spec.name];
+    if (auto r = retired_.find(spec.name); r != retired_.end()) {
+      e.record.version = r->second;
+      retired_.erase(r);
+    }
     e.spec = &spec;
     e.record.name = spec.name;
     e.record.value = spec.value;
@@ -188,7 +196,13 @@ void Credentials::Put(const std::string& name, CredentialUpdate update,
                 {});
   }
   Entry& e = entries_[name];
-  if (it == entries_.end()) e.spec = SpecOf(name);
+  if (it == entries_.end()) {
+    e.spec = SpecOf(name);
+    if (auto r = retired_.find(name); r != retired_.end()) {
+      e.record.version = r->second;
+      retired_.erase(r);
+    }
+  }
   e.record.name = name;
   e.record.value = std::move(update.value);
   e.record.expires_at = update.expires_at;
@@ -205,13 +219,20 @@ void Credentials::Delete(const std::string& name, Callback<CredentialInfo> done)
                                             std::string(ValidCredentialName(name) ? name : "that")),
                 {});
   }
-  CredentialInfo info = InfoOf(it->second, clock_.Now());
-  const std::string data = EventData(it->second.record, "");
+  const Micros now = clock_.Now();
+  CredentialInfo info = InfoOf(it->second, now);
+  CredentialRecord tombstone = it->second.record;
+  const std::string data = EventData(tombstone, "");
+  tombstone.value.clear();
+  tombstone.expires_at = 0;
+  tombstone.updated_at = now;
+  tombstone.config_hash.clear();
+  retired_[name] = tombstone.version;
   entries_.erase(it);
   engine_.RecordEvent(
       std::string(kCredentialDeleted), data,
       [info = std::move(info), done = std::move(done)](const Status& s) { done(s, info); },
-      {DeleteCredential{name}});
+      {PutCredential{std::move(tombstone)}});
 }
 
 std::vector<CredentialInfo> Credentials::List() const {

@@ -103,8 +103,9 @@ class Credentials {
   // one over 64 KiB or holding a NUL byte, an expiry not in the future, or a new name
   // past kMaxCredentials. Bumps the version; done gets the new metadata once durable.
   void Put(const std::string& name, CredentialUpdate update, Callback<CredentialInfo> done);
-  // kNotFound when unknown. A name the config declares comes back from the config at the
-  // next start.
+  // kNotFound when unknown. The store keeps the name's version (with an empty value), so
+  // a credential created again under that name goes on from it. A name the config gives
+  // a value comes back from the config at the next start.
   void Delete(const std::string& name, Callback<CredentialInfo> done);
 
   std::vector<CredentialInfo> List() const;
@@ -143,6 +144,8 @@ class Credentials {
 
   mutable std::mutex mu_;
   std::map<std::string, Entry, std::less<>> entries_;  // guarded by mu_
+  // Last version of each deleted name: a new credential of that name goes on from it.
+  std::map<std::string, int64_t, std::less<>> retired_;  // guarded by mu_
 };
 
 }  // namespace resonance

@@ -267,6 +267,22 @@ TEST_F(CredentialsTest, PutRefusesBadValuesAndDeleteForgets) {
   EXPECT_TRUE(credentials_->Values({"api.token"}).empty());
   Restart({});
   EXPECT_TRUE(credentials_->List().empty());
+  EXPECT_TRUE(credentials_->Values({"api.token"}).empty());
+  // A credential made again under the name goes on from the deleted one's version, so
+  // its refresh tasks (keyed by name and version) never meet an old key.
+  auto again_put = Put("w");
+  ASSERT_TRUE(again_put.ok());
+  EXPECT_EQ(again_put->version, 2);
+  std::promise<Status> gone;
+  credentials_->Delete("api.token", [&gone](const Status& s, CredentialInfo) { gone.set_value(s); });
+  EXPECT_TRUE(gone.get_future().get().ok());
+  Restart({Spec("from config")});
+  EXPECT_EQ(credentials_->Get("api.token")->version, 3);
+  EXPECT_EQ(Value(), "from config");
+  Restart({});
+  std::promise<Status> last;
+  credentials_->Delete("api.token", [&last](const Status& s, CredentialInfo) { last.set_value(s); });
+  EXPECT_TRUE(last.get_future().get().ok());
   std::promise<Status> again;
   credentials_->Delete("api.token", [&again](const Status& s, CredentialInfo) { again.set_value(s); });
   EXPECT_EQ(again.get_future().get().code(), Code::kNotFound);

@@ -90,11 +90,12 @@ struct CredentialRecord {
   // the config never named it): a different hash at start means the config changed.
   std::string config_hash;
 };
-// Inserts or replaces the row of record.name.
+// Inserts or replaces the row of record.name. A row with an empty value is a deleted
+// credential, kept for its version: versions of a name never repeat (refresh tasks are
+// keyed by name and version).
 struct PutCredential { CredentialRecord record; };
-struct DeleteCredential { std::string name; };
 using Mutation = std::variant<InsertTask, UpdateTask, DeleteTask, AppendLedger, SetQueuePaused,
-                              RecordStats, PruneStats, PutCredential, DeleteCredential>;
+                              RecordStats, PruneStats, PutCredential>;
 
 // The changes of one request (or one engine step). Applied atomically, in order,
 // within a group commit, after every batch submitted before it.
@@ -182,7 +183,7 @@ class Store {
   // none open are left out. Approximate for the past: rows deleted since (DLQ delete)
   // are not counted.
   virtual Result<std::vector<QueueDepthPoint>> OpenTasksAt(const std::vector<Micros>& times) = 0;
-  // Every stored credential, by name.
+  // Every stored credential row (deleted ones too, with an empty value), by name.
   virtual Result<std::vector<CredentialRecord>> ListCredentials() = 0;
 };
 

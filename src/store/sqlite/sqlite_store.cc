@@ -344,24 +344,15 @@ Status SqliteStore::Apply(const Mutation& m) {
     one.Record(rs->outcome, rs->error_class, rs->duration, rs->wait);
     return AddStats(rs->minute, rs->queue, rs->action, one);
   }
-  if (std::holds_alternative<PutCredential>(m) || std::holds_alternative<DeleteCredential>(m)) {
-    return ApplyCredential(m);
-  }
+  if (auto* pc = std::get_if<PutCredential>(&m)) return PutCredentialRow(pc->record);
   const auto& q = std::get<SetQueuePaused>(m);
   upsert_queue_.BindText(1, q.queue);
   upsert_queue_.BindInt(2, q.paused ? 1 : 0);
   return upsert_queue_.Run();
 }
 
-// Credentials change rarely: their statements are prepared on use.
-Status SqliteStore::ApplyCredential(const Mutation& m) {
-  if (auto* del = std::get_if<DeleteCredential>(&m)) {
-    sqlite::Stmt st(wdb_.get(), "DELETE FROM credentials WHERE name=?1");
-    if (!st.valid()) return st.status();
-    st.BindText(1, del->name);
-    return st.Run();
-  }
-  const CredentialRecord& c = std::get<PutCredential>(m).record;
+// Credentials change rarely: the statement is prepared on use.
+Status SqliteStore::PutCredentialRow(const CredentialRecord& c) {
   sqlite::Stmt st(wdb_.get(),
                   "INSERT OR REPLACE INTO credentials "
                   "(name, value, expires_at, version, updated_at, config_hash) "

@@ -87,7 +87,7 @@ class SqliteStore final : public Store {
   Status AddStats(int64_t minute, std::string_view queue, std::string_view action,
                   const MinuteStats& delta);
   Status ApplyUpdate(const TaskUpdate& u);
-  Status ApplyCredential(const Mutation& m);
+  Status PutCredentialRow(const CredentialRecord& c);
   Status CommitGroup(std::deque<Pending>& group);
   // Runs the callbacks with s, through options_.deliver when set.
   void Deliver(std::deque<Pending>& group, const Status& s);

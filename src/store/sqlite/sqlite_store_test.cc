@@ -833,7 +833,8 @@ TEST_F(SqliteStoreTest, VersionOneDatabaseGainsTheStatsTable) {
   {
     sqlite::Db db;
     ASSERT_TRUE(db.Open(path_, false).ok());
-    ASSERT_TRUE(db.Exec("DROP TABLE stats; PRAGMA user_version = 1;").ok());
+    ASSERT_TRUE(
+        db.Exec("DROP TABLE stats; DROP TABLE credentials; PRAGMA user_version = 1;").ok());
   }
   ASSERT_EQ(UserVersion(), 1);
   Open();
@@ -888,6 +889,52 @@ TEST_F(SqliteStoreTest, PruneStatsDeletesRowsBeforeTheMinute) {
   ASSERT_EQ(rows->size(), 2u);
   EXPECT_EQ((*rows)[0].minute, 20);
   EXPECT_EQ((*rows)[1].minute, 30);
+}
+
+}  // namespace
+}  // namespace resonance
+
+namespace resonance {
+namespace {
+
+TEST_F(SqliteStoreTest, CredentialRowsAreWrittenReplacedAndListedByName) {
+  // Given two credentials written and one replaced (a later version), then the list holds
+  // each once, by name, with the last values; expires_at 0 reads back as 0 (NULL).
+  WriteBatch b;
+  b.mutations.push_back(PutCredential{{"zeta", "v1", 0, 1, 10, ""}});
+  b.mutations.push_back(PutCredential{{"alpha", "a1", 5'000'000, 1, 11, "hash"}});
+  ASSERT_TRUE(Submit(std::move(b)).ok());
+  WriteBatch c;
+  c.mutations.push_back(PutCredential{{"zeta", "v2", 7'000'000, 2, 12, ""}});
+  ASSERT_TRUE(Submit(std::move(c)).ok());
+  auto rows = store_->ListCredentials();
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_EQ((*rows)[0].name, "alpha");
+  EXPECT_EQ((*rows)[0].config_hash, "hash");
+  EXPECT_EQ((*rows)[0].expires_at, 5'000'000);
+  EXPECT_EQ((*rows)[1].name, "zeta");
+  EXPECT_EQ((*rows)[1].value, "v2");
+  EXPECT_EQ((*rows)[1].version, 2);
+  EXPECT_EQ((*rows)[1].expires_at, 7'000'000);
+  EXPECT_EQ((*rows)[1].updated_at, 12);
+}
+
+TEST_F(SqliteStoreTest, VersionTwoDatabaseGainsTheCredentialsTable) {
+  // Given a database as schema 2 left it, when the store opens it, then migration 3 adds
+  // the credentials table.
+  store_->Close();
+  store_.reset();
+  {
+    sqlite::Db db;
+    ASSERT_TRUE(db.Open(path_, false).ok());
+    ASSERT_TRUE(db.Exec("DROP TABLE credentials; PRAGMA user_version = 2;").ok());
+  }
+  Open();
+  EXPECT_EQ(UserVersion(), sqlite::kSchemaVersion);
+  auto rows = store_->ListCredentials();
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  EXPECT_TRUE(rows->empty());
 }
 
 }  // namespace
