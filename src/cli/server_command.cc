@@ -318,6 +318,7 @@ int RunServer(const ServerFlags& flags) {
     for (const auto& p : pools) sources.pool_targets[p.name] = p.workers;
     sources.commit_p99 = CommitP99Since(commit_seconds);
     sources.baselines = config.baselines;
+    sources.credentials = [&credentials] { return credentials.List(); };
     alert_loop = std::make_unique<AlertLoop>(config.alerts, config.canaries, config.data_dir,
                                              engine, **store, std::move(sources),
                                              config.history_keep_days);

@@ -14,7 +14,7 @@ const std::set<std::string>& KnownSignals() {
   static const std::set<std::string> s = {"success_rate",   "failure_rate",    "duration_p95",
                                           "dead_letters",   "queue_depth",     "rate_limited",
                                           "workers_active", "worker_restarts", "store_commit_p99",
-                                          "canary"};
+                                          "canary",         "credential_expired"};
   return s;
 }
 
@@ -96,6 +96,9 @@ std::vector<RuleSpec> BuiltinRules() {
   rules.push_back(r);
   r = Rule("CanaryFailing", "canary", ">", 0, "critical", 0,
            "the canary on queue {{queue}} failed or did not finish in time");
+  rules.push_back(r);
+  r = Rule("CredentialExpired", "credential_expired", ">", 0, "critical", 0,
+           "credential {{credential}} expired and was not renewed");
   rules.push_back(r);
   r = Rule("StoreLatencyHigh", "store_commit_p99", ">", 0.25, "warning", 2 * kMinute,
            "p99 store commit time is {{value}} s");
@@ -311,6 +314,13 @@ Result<std::vector<alerts::Observation>> RuleEvaluator::Measure(Micros now) {
         if (c.last_outcome.empty()) continue;  // no result yet
         const double v = c.failing() ? 1 : 0;
         emit({{"queue", c.queue}}, v, r.threshold, Compare(r.op, v, r.threshold), r.severity);
+      }
+    } else if (r.signal == "credential_expired") {
+      if (!sources_.credentials) continue;
+      for (const CredentialInfo& c : sources_.credentials()) {
+        if (c.expires_at == 0) continue;  // never expires
+        const double v = c.state == CredentialState::kExpired ? 1 : 0;
+        emit({{"credential", c.name}}, v, r.threshold, Compare(r.op, v, r.threshold), r.severity);
       }
     } else if (r.signal == "store_commit_p99") {
       if (!sources_.commit_p99) continue;

@@ -9,6 +9,7 @@
 #include "core/baselines.h"
 #include "core/status.h"
 #include "engine/canary.h"
+#include "engine/credentials.h"
 #include "observe/alert_engine.h"
 #include "store/store.h"
 
@@ -26,7 +27,8 @@ struct RuleSpec {
   // `window_minutes` of task history); dead_letters, queue_depth (per queue);
   // rate_limited (per queue and action, failures of that class in the window);
   // workers_active, worker_restarts (per pool); store_commit_p99 (the server);
-  // canary (per canary queue: 1 while its last canary failed or went missing, else 0).
+  // canary (per canary queue: 1 while its last canary failed or went missing, else 0);
+  // credential_expired (per credential with an expiry: 1 once it expired, else 0).
   std::string signal;
   std::string op = ">";          // >, >=, <, <=, !=
   double threshold = 0;
@@ -69,6 +71,7 @@ struct SignalSources {
   std::map<std::string, int> pool_targets;            // [[pools]] name -> workers
   std::function<std::optional<double>()> commit_p99;  // seconds over the last interval
   std::function<std::vector<CanaryState>()> canaries;  // [[canaries]], nullptr = none
+  std::function<std::vector<CredentialInfo>()> credentials;  // nullptr = none
   BaselineOptions baselines;
 };
 

@@ -245,6 +245,8 @@ def test_one_refresh_per_version_across_restarts_and_expired_warning(server_fact
     v1, v2 = secret("R"), secret("X")
     srv = server_factory(f"""
 sweep_interval_ms = 20
+[alerts]
+interval_ms = 100
 [credentials.soon]
 value = "{v1}"
 expires_at = "{fmt_ts(time.time() + 3600)}"
@@ -268,6 +270,12 @@ expires_at = "2020-01-01T00:00:00Z"
     assert states["soon"]["state"] == "expiring" and states["soon"]["refresh_scheduled"] is True
     log = srv.stderr_path.read_text()
     assert "credential stale expired" in log
+    # The built-in alert fires for the expired one only.
+    firing = wait_until(lambda: [a for a in srv.request("GET", "/api/alerts")[2]["firing"]
+                                 if a["name"] == "CredentialExpired"], timeout=5 * SLOW,
+                        what="CredentialExpired to fire")
+    assert [a["labels"]["credential"] for a in firing] == ["stale"]
+    assert firing[0]["severity"] == "critical"
     assert_never_shown(everything_shown(srv), [v1, v2])
 
 
