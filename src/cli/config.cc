@@ -394,6 +394,14 @@ Status ReadCredentials(const toml::value& root, std::vector<CredentialSpec>& out
         return bad("." + key + ": unknown key");
       }
     }
+    if (!spec.refresh_action.empty()) {
+      NewTask probe;
+      probe.action = spec.refresh_action;
+      probe.queue = spec.refresh_queue;
+      if (Status s = ValidateNewTask(probe); !s.ok()) {
+        return bad(": the refresh task would be refused: " + s.message());
+      }
+    }
     spec.has_value = sources == 1;
     if (spec.has_value && spec.value.empty()) return bad(": the value is empty");
     if (spec.value.size() > kMaxCredentialValueBytes) return bad(": the value is over 64 KiB");

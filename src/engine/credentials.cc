@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 
@@ -60,6 +61,10 @@ std::optional<Micros> ParseDuration(std::string_view text) {
   const double seconds = n * unit;
   if (!std::isfinite(seconds) || seconds < 0 || seconds > 100.0 * 365 * 86400) return std::nullopt;
   return static_cast<Micros>(std::llround(seconds * kMicrosPerSecond));
+}
+
+Micros RefreshDueAt(Micros expires_at, Micros updated_at, Micros refresh_before) {
+  return std::max(expires_at - refresh_before, updated_at + (expires_at - updated_at) / 2);
 }
 
 std::string CredentialConfigHash(std::string_view value, Micros expires_at) {
@@ -149,7 +154,7 @@ CredentialInfo Credentials::InfoOf(const Entry& e, Micros now) const {
     info.refresh_before = e.spec->refresh_before;
   }
   info.refresh_scheduled = e.refresh_version == r.version;
-  const Micros due = r.expires_at - info.refresh_before;
+  const Micros due = RefreshDueAt(r.expires_at, r.updated_at, info.refresh_before);
   if (r.expires_at != 0 && !info.refresh_action.empty() && !info.refresh_scheduled) {
     info.next_refresh_at = due;
   }
@@ -268,8 +273,17 @@ std::vector<std::pair<std::string, std::string>> Credentials::Values(
 
 void Credentials::Tick() {
   std::vector<std::tuple<std::string, int64_t, NewTask>> due;
+  std::vector<std::pair<std::string, int64_t>> failed;
+  {
+    std::lock_guard lock(failed_mu_);
+    failed.swap(failed_refreshes_);
+  }
   {
     std::lock_guard lock(mu_);
+    for (const auto& [name, version] : failed) {
+      auto it = entries_.find(name);
+      if (it != entries_.end() && it->second.refresh_version == version) it->second.refresh_version = 0;
+    }
     const Micros now = clock_.Now();
     for (auto& [name, e] : entries_) {
       const CredentialRecord& r = e.record;
@@ -281,7 +295,7 @@ void Credentials::Tick() {
                                      "; handlers still receive it until it is renewed");
       }
       if (!e.spec || e.spec->refresh_action.empty() || e.refresh_version == r.version) continue;
-      if (now < r.expires_at - e.spec->refresh_before) continue;
+      if (now < RefreshDueAt(r.expires_at, r.updated_at, e.spec->refresh_before)) continue;
       e.refresh_version = r.version;
       NewTask t;
       t.queue = e.spec->refresh_queue;
@@ -303,12 +317,15 @@ void Credentials::Tick() {
   for (auto& [name, version, task] : due) ScheduleRefresh(name, version, std::move(task));
 }
 
+void Credentials::RefreshFailed(const std::string& name, int64_t version, const std::string& why) {
+  log::Warn("credentials", "cannot enqueue the refresh of credential " + name + ": " + why);
+  std::lock_guard lock(failed_mu_);
+  failed_refreshes_.emplace_back(name, version);
+}
+
 void Credentials::ScheduleRefresh(std::string name, int64_t version, NewTask task) {
   auto retry_later = [this, name, version](const std::string& why) {
-    log::Warn("credentials", "cannot enqueue the refresh of credential " + name + ": " + why);
-    std::lock_guard lock(mu_);
-    auto it = entries_.find(name);
-    if (it != entries_.end() && it->second.refresh_version == version) it->second.refresh_version = 0;
+    RefreshFailed(name, version, why);
   };
   if (Status s = ValidateNewTask(task); !s.ok()) return retry_later(s.message());
   const Micros expires_at = [&] {

@@ -71,6 +71,12 @@ bool ValidCredentialName(std::string_view name);
 // malformed or negative.
 std::optional<Micros> ParseDuration(std::string_view text);
 
+// When the refresh of a value that expires at `expires_at` and was set at `updated_at`
+// is due: expires_at - refresh_before, but not before half of the value's lifetime, so a
+// token that lives shorter than 2 * refresh_before cannot start a refresh loop (each
+// renewal immediately due again).
+Micros RefreshDueAt(Micros expires_at, Micros updated_at, Micros refresh_before);
+
 // Hex SHA-256 of a config value and its expiry (CredentialRecord::config_hash).
 std::string CredentialConfigHash(std::string_view value, Micros expires_at);
 
@@ -136,6 +142,9 @@ class Credentials {
   // Submits the record and its ledger event; done gets status and info once durable.
   void SubmitLocked(const Entry& e, std::string_view source, Callback<CredentialInfo> done);
   void ScheduleRefresh(std::string name, int64_t version, NewTask task);
+  // Called from engine callbacks, which may run under the engine's lock: never takes
+  // mu_, only failed_mu_ (a leaf); Tick applies the list.
+  void RefreshFailed(const std::string& name, int64_t version, const std::string& why);
 
   Engine& engine_;
   Store& store_;
@@ -146,6 +155,8 @@ class Credentials {
   std::map<std::string, Entry, std::less<>> entries_;  // guarded by mu_
   // Last version of each deleted name: a new credential of that name goes on from it.
   std::map<std::string, int64_t, std::less<>> retired_;  // guarded by mu_
+  std::mutex failed_mu_;
+  std::vector<std::pair<std::string, int64_t>> failed_refreshes_;  // guarded by failed_mu_
 };
 
 }  // namespace resonance

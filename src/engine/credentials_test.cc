@@ -53,6 +53,18 @@ TEST(CredentialParsingTest, NamesAreShortAndPlain) {
   }
 }
 
+TEST(CredentialParsingTest, RefreshIsDueBeforeExpiryButNotBeforeHalfTheLifetime) {
+  // Given a lifetime of at least 2 * refresh_before, the refresh is due refresh_before
+  // ahead of the expiry; a shorter-lived value is refreshed at half its lifetime.
+  EXPECT_EQ(RefreshDueAt(1000 * kSecond, 0, 300 * kSecond), 700 * kSecond);
+  EXPECT_EQ(RefreshDueAt(600 * kSecond, 0, 300 * kSecond), 300 * kSecond);
+  EXPECT_EQ(RefreshDueAt(60 * kSecond, 0, 300 * kSecond), 30 * kSecond);
+  EXPECT_EQ(RefreshDueAt(160 * kSecond, 100 * kSecond, 300 * kSecond), 130 * kSecond);
+  EXPECT_EQ(RefreshDueAt(100 * kSecond, 0, 0), 100 * kSecond);
+  // An expired value is due at once.
+  EXPECT_LE(RefreshDueAt(50 * kSecond, 100 * kSecond, 300 * kSecond), 100 * kSecond);
+}
+
 TEST(CredentialParsingTest, ConfigHashCoversValueAndExpiry) {
   const std::string h = CredentialConfigHash("v", 5);
   EXPECT_EQ(h.size(), 64u);
@@ -230,6 +242,22 @@ TEST_F(CredentialsTest, RefreshIsEnqueuedAtExpiryMinusRefreshBeforeOncePerVersio
   clock_.Advance(301 * kSecond);
   EXPECT_EQ(credentials_->Get("api.token")->state, CredentialState::kExpired);
   EXPECT_EQ(Value(), "B");
+}
+
+TEST_F(CredentialsTest, AShortLivedRenewalIsRefreshedAtHalfItsLifetimeNotAtOnce) {
+  // Given refresh_before 300 s and a renewal that lives 60 s, then its refresh is not due
+  // at once (which would loop) but after 30 s.
+  const Micros t0 = clock_.Now();
+  Open({Spec("A", t0 + 600 * kSecond, "renew")});
+  ASSERT_TRUE(Put("short", t0 + 60 * kSecond).ok());
+  credentials_->Tick();
+  Sync();
+  EXPECT_TRUE(RefreshTasks().empty());
+  EXPECT_EQ(credentials_->Get("api.token")->next_refresh_at, t0 + 30 * kSecond);
+  clock_.Set(t0 + 30 * kSecond);
+  credentials_->Tick();
+  Sync();
+  EXPECT_EQ(RefreshTasks().size(), 1u);
 }
 
 TEST_F(CredentialsTest, NoRefreshWithoutActionOrExpiry) {
