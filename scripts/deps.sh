@@ -9,6 +9,7 @@ pkgs=(
   libcli11-dev libtoml11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-pytest sqlite3
+  tzdata  # core/time_zone.cc reads /usr/share/zoneinfo (cron schedules in a zone)
   prometheus prometheus-alertmanager
   chromium  # tests/integration/test_report.py opens the HTML report headless
 )

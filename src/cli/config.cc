@@ -147,6 +147,98 @@ class TableReader {
   const toml::value* table_ = nullptr;
 };
 
+// The flow-control keys of a [queues."X"] or [actions."X"] table.
+const std::set<std::string> kLimitKeys = {"rate",     "burst",    "concurrency",    "key_field",
+                                          "key_rate", "key_burst", "key_concurrency"};
+
+Status ReadRate(const TableReader& t, const char* key, const char* burst_key, RateLimit& out) {
+  if (const toml::value* v = t.Find(key)) {
+    if (v->is_string()) {
+      auto r = ParseRate(v->as_string().str);
+      if (!r.ok()) return t.Error(key, r.status().message());
+      out.per_second = *r;
+    } else {
+      double d = -1;
+      if (Status s = t.Number(key, d); !s.ok() || !(d > 0 && d <= 1e9)) {
+        return t.Error(key, "must be a rate such as \"20/s\" or \"1000/min\", or tasks per second > 0");
+      }
+      out.per_second = d;
+    }
+  }
+  if (t.Find(burst_key)) {
+    double b = -1;
+    if (Status s = t.Number(burst_key, b); !s.ok() || !(b >= 1 && b <= 1e9)) {
+      return t.Error(burst_key, "must be a number from 1 to 1e9");
+    }
+    if (out.per_second <= 0) return t.Error(burst_key, std::string("needs ") + key);
+    out.burst = b;
+  }
+  return Status::Ok();
+}
+
+Status ReadLimits(const TableReader& t, FlowLimits& l) {
+  for (Status s : {ReadRate(t, "rate", "burst", l.rate), ReadRate(t, "key_rate", "key_burst", l.key_rate),
+                   t.Int("concurrency", 1, 1000000, l.concurrency),
+                   t.Int("key_concurrency", 1, 1000000, l.key_concurrency),
+                   t.String("key_field", l.key_field)}) {
+    if (!s.ok()) return s;
+  }
+  if (l.key_field.size() > 200) return t.Error("key_field", "at most 200 characters");
+  return Status::Ok();
+}
+
+// [breaker] or [actions."X".breaker] over `b` (which holds the defaults).
+Status ReadBreaker(const TableReader& t, BreakerOptions& b) {
+  double window_s = static_cast<double>(b.window) / kMicrosPerSecond;
+  double cooldown_s = static_cast<double>(b.cooldown) / kMicrosPerSecond;
+  for (Status s : {t.Check({"enabled", "window_s", "min_attempts", "failure_ratio", "cooldown_s"}),
+                   t.Bool("enabled", b.enabled), t.Number("window_s", window_s),
+                   t.Int("min_attempts", 1, 1000000, b.min_attempts),
+                   t.Fraction("failure_ratio", b.failure_ratio), t.Number("cooldown_s", cooldown_s)}) {
+    if (!s.ok()) return s;
+  }
+  if (!(window_s >= 1 && window_s <= 86400)) return t.Error("window_s", "must be from 1 to 86400");
+  if (!(cooldown_s >= 0.1 && cooldown_s <= 86400)) {
+    return t.Error("cooldown_s", "must be from 0.1 to 86400");
+  }
+  if (b.failure_ratio <= 0) return t.Error("failure_ratio", "must be above 0");
+  b.window = SecondsToMicros(window_s);
+  b.cooldown = SecondsToMicros(cooldown_s);
+  return Status::Ok();
+}
+
+// [queues."X"], the limits in [actions."X"], [breaker] and [actions."X".breaker].
+Status ReadFlow(const toml::value& root, FlowOptions& f) {
+  TableReader breaker(root, "breaker");
+  if (Status s = ReadBreaker(breaker, f.breaker); breaker.table() && !s.ok()) return s;
+  if (root.contains("queues")) {
+    const auto& queues = root.at("queues");
+    if (!queues.is_table()) return Status(Code::kInvalidArgument, "queues: must be a table");
+    for (const auto& [name, table] : queues.as_table()) {
+      TableReader t(&table, "queues." + name);
+      if (Status s = t.Check(kLimitKeys); !s.ok()) return s;
+      if (Status s = ReadLimits(t, f.queues[name]); !s.ok()) return s;
+    }
+  }
+  if (root.contains("actions") && root.at("actions").is_table()) {
+    for (const auto& [name, table] : root.at("actions").as_table()) {
+      if (!table.is_table()) continue;  // LoadConfig reports it
+      TableReader t(&table, "actions." + name);
+      FlowLimits l;
+      if (Status s = ReadLimits(t, l); !s.ok()) return s;
+      if (l.Limits() || l.KeyLimits() || !l.key_field.empty()) f.actions[name] = l;
+      if (const toml::value* b = t.Find("breaker")) {
+        TableReader bt(b, "actions." + name + ".breaker");
+        BreakerOptions bo = f.breaker;
+        bo.enabled = true;
+        if (Status s = ReadBreaker(bt, bo); !s.ok()) return s;
+        f.breakers[name] = bo;
+      }
+    }
+  }
+  return Status::Ok();
+}
+
 // [logging], [metrics] and [tracing].
 Status ReadObservability(const toml::value& root, Config& c) {
   TableReader logging(root, "logging");
@@ -443,7 +535,7 @@ Result<Config> LoadConfig(const std::string& path) {
         "ledger_checkpoint_every", "worker_heartbeat_ms", "worker_lost_after_ms",
         "history_keep_days", "sse_keepalive_ms", "sse_client_buffer_bytes", "retry", "actions", "handlers", "pools",
         "supervisor", "logging", "metrics", "tracing", "baselines", "alerts", "canaries",
-        "registry", "credentials"};
+        "registry", "queues", "breaker", "credentials"};
     for (const auto& [key, v] : root.as_table()) {
       if (!kKnown.count(key)) return Bad(path, key + ": unknown key");
     }
@@ -528,6 +620,7 @@ Result<Config> LoadConfig(const std::string& path) {
             }
             continue;
           }
+          if (kLimitKeys.count(key) || key == "breaker") continue;  // ReadFlow reads them
           if (key != "retry") return Bad(path, "actions." + name + "." + key + ": unknown key");
           if (!v.is_table()) return Bad(path, "actions." + name + ".retry: must be a table");
           Status s = ReadClassPolicies(v, "actions." + name + ".retry", policy);
@@ -550,6 +643,7 @@ Result<Config> LoadConfig(const std::string& path) {
         }
       }
     }
+    if (Status s = ReadFlow(root, c.flow); !s.ok()) return Bad(path, s.message());
     TableReader registry(root, "registry");
     for (Status s : {registry.Check({"strict"}), registry.Bool("strict", c.actions.strict)}) {
       if (!s.ok()) return Bad(path, s.message());

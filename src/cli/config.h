@@ -7,6 +7,7 @@
 #include "core/status.h"
 #include "engine/alert_rules.h"
 #include "engine/credentials.h"
+#include "engine/flow_control.h"
 #include "http/json_schema.h"
 #include "observe/log.h"
 #include "store/store.h"
@@ -80,6 +81,9 @@ struct Config {
   AlertsConfig alerts;        // [alerts]
   std::vector<CanaryConfig> canaries;  // [[canaries]]
   http::ActionRegistry actions;        // [actions."NAME"] schema, credentials; [registry] strict
+  // [queues."NAME"] and [actions."NAME"] limits, [breaker], [actions."NAME".breaker]
+  // (docs/flow-control.md).
+  FlowOptions flow;
   std::vector<CredentialSpec> credentials;  // [credentials.NAME] (docs/credentials.md)
 };
 

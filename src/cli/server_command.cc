@@ -74,13 +74,20 @@ class DataDirLock {
   int fd_ = -1;
 };
 
-// Runs engine.Tick() every interval on the io context until the server stops.
+// Runs engine.Tick() every interval on the io context until the server stops, and
+// sooner when a lane held back by a rate limit, pause or breaker may run again (so a
+// limit of 20/s is not rounded to the sweep interval).
 class Sweeper {
  public:
-  Sweeper(boost::asio::io_context& io, Engine& engine, int interval_ms)
-      : timer_(io), engine_(engine), interval_(interval_ms) {}
+  Sweeper(boost::asio::io_context& io, Engine& engine, const Clock& clock, int interval_ms)
+      : timer_(io), engine_(engine), clock_(clock), interval_(interval_ms) {}
   void Start() {
-    timer_.expires_after(interval_);
+    std::chrono::microseconds wait = interval_;
+    if (auto due = engine_.NextFlowWake()) {
+      const Micros until = std::max<Micros>(0, *due - clock_.Now());
+      wait = std::min<std::chrono::microseconds>(wait, std::chrono::microseconds(until));
+    }
+    timer_.expires_after(wait);
     timer_.async_wait([this](boost::system::error_code ec) {
       if (ec) return;
       engine_.Tick();
@@ -91,7 +98,8 @@ class Sweeper {
  private:
   boost::asio::steady_timer timer_;
   Engine& engine_;
-  std::chrono::milliseconds interval_;
+  const Clock& clock_;
+  std::chrono::microseconds interval_;
 };
 
 // Runs credentials.Tick() (refreshes due, expiry warnings) once a second.
@@ -166,7 +174,29 @@ void RegisterServerCollectors(metrics::Registry& r, EngineMetrics& em, Engine& e
   auto& sse_dropped = r.AddScrapedCounter(
       "resonance_sse_clients_dropped_total",
       "Event streams closed because the client fell behind by more than sse_client_buffer_bytes.");
+  auto& held = r.AddScrapedCounter(
+      "resonance_flow_held_total",
+      "Times a lane of ready tasks was held back at lease time, by reason: rate, concurrency, "
+      "backpressure or breaker.",
+      {"reason"});
+  auto& pauses = r.AddScrapedCounter(
+      "resonance_flow_pauses_total",
+      "Backpressure pauses: rate_limited failures with retry_after_s that paused their key.");
+  auto& breaker_state = r.AddGauge(
+      "resonance_breaker_state", "Circuit breaker per action: 0 closed, 1 open, 2 half_open.",
+      {"action"});
+  auto& breaker_opened = r.AddScrapedCounter("resonance_breaker_opened_total",
+                                             "Times an action's circuit breaker opened.",
+                                             {"action"});
   r.OnScrape([&, tracer] {
+    const FlowSnapshot flow = engine.Flow();
+    static const char* const kReasons[] = {"rate", "concurrency", "backpressure", "breaker"};
+    for (int i = 0; i < 4; ++i) held.With({kReasons[i]}).Set(static_cast<double>(flow.held[i]));
+    pauses.With({}).Set(static_cast<double>(flow.pauses));
+    for (const auto& b : flow.breakers) {
+      breaker_state.With({b.action}).Set(b.state == "closed" ? 0 : b.state == "open" ? 1 : 2);
+      breaker_opened.With({b.action}).Set(static_cast<double>(b.opened_total));
+    }
     sse_clients.With({}).Set(static_cast<double>(events.subscribers()));
     sse_dropped.With({}).Set(static_cast<double>(events.dropped_total()));
     if (auto n = store.CountTasks(TaskState::kDead); n.ok()) {
@@ -298,6 +328,7 @@ int RunServer(const ServerFlags& flags) {
   engine_options.worker_lost_after = config.worker_lost_after_ms * kMicrosPerMilli;
   engine_options.metrics = engine_metrics.get();
   engine_options.events = &events;
+  engine_options.flow = config.flow;
   Engine engine(**store, clock, engine_options);
   if (Status s = engine.Recover(); !s.ok()) {
     std::cerr << "resonance: recovery failed: " << s.message() << "\n";
@@ -349,7 +380,7 @@ int RunServer(const ServerFlags& flags) {
                           ", durability " +
                           (config.durability == Durability::kFsync ? "fsync" : "os") + ")");
 
-  Sweeper sweeper(server.io(), engine, config.sweep_interval_ms);
+  Sweeper sweeper(server.io(), engine, clock, config.sweep_interval_ms);
   sweeper.Start();
   CredentialTicker credential_ticker(server.io(), credentials);
   credential_ticker.Start();

@@ -70,6 +70,8 @@ struct Task {
   bool requires_approval = false;
   std::string parent_id;
   std::string trace_id;
+  std::string limit_key;  // the key rate and concurrency limits count it under; "" = none
+  double cost = 1;        // tokens it takes from its rate buckets (docs/flow-control.md)
   std::string result;  // raw JSON text, empty when none
   bool has_error = false;
   ErrorClass error_class = ErrorClass::kTemporary;

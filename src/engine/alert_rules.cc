@@ -14,7 +14,8 @@ const std::set<std::string>& KnownSignals() {
   static const std::set<std::string> s = {"success_rate",   "failure_rate",    "duration_p95",
                                           "dead_letters",   "queue_depth",     "rate_limited",
                                           "workers_active", "worker_restarts", "store_commit_p99",
-                                          "canary",         "credential_expired"};
+                                          "canary",         "breaker_open",
+                                          "credential_expired"};
   return s;
 }
 
@@ -96,6 +97,9 @@ std::vector<RuleSpec> BuiltinRules() {
   rules.push_back(r);
   r = Rule("CanaryFailing", "canary", ">", 0, "critical", 0,
            "the canary on queue {{queue}} failed or did not finish in time");
+  rules.push_back(r);
+  r = Rule("BreakerOpen", "breaker_open", ">", 0, "warning", 0,
+           "the circuit breaker of action {{action}} is open: its tasks are held");
   rules.push_back(r);
   r = Rule("CredentialExpired", "credential_expired", ">", 0, "critical", 0,
            "credential {{credential}} expired and was not renewed");
@@ -314,6 +318,12 @@ Result<std::vector<alerts::Observation>> RuleEvaluator::Measure(Micros now) {
         if (c.last_outcome.empty()) continue;  // no result yet
         const double v = c.failing() ? 1 : 0;
         emit({{"queue", c.queue}}, v, r.threshold, Compare(r.op, v, r.threshold), r.severity);
+      }
+    } else if (r.signal == "breaker_open") {
+      for (const BreakerInfo& b : engine_.Flow().breakers) {
+        // Half-open counts as open: the action's tasks are still held but for the probe.
+        const double v = b.state == "closed" ? 0 : 1;
+        emit({{"action", b.action}}, v, r.threshold, Compare(r.op, v, r.threshold), r.severity);
       }
     } else if (r.signal == "credential_expired") {
       if (!sources_.credentials) continue;

@@ -28,6 +28,7 @@ struct RuleSpec {
   // rate_limited (per queue and action, failures of that class in the window);
   // workers_active, worker_restarts (per pool); store_commit_p99 (the server);
   // canary (per canary queue: 1 while its last canary failed or went missing, else 0);
+  // breaker_open (per action with a breaker: 1 while open or half-open, else 0);
   // credential_expired (per credential with an expiry: 1 once it expired, else 0).
   std::string signal;
   std::string op = ">";          // >, >=, <, <=, !=

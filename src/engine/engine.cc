@@ -58,6 +58,10 @@ Status ValidateNewTask(const NewTask& t) {
   if (t.max_attempts < 1 || t.max_attempts > 1000) return bad("max_attempts: must be 1 to 1000");
   if (t.timeout_s < 1 || t.timeout_s > 86400) return bad("timeout_s: must be 1 to 86400");
   if (t.idempotency_key.size() > 500) return bad("idempotency_key: at most 500 characters");
+  if (t.limit_key.size() > 200) return bad("limit_key: at most 200 characters");
+  if (!std::isfinite(t.cost) || t.cost <= 0 || t.cost > 1e9) {
+    return bad("cost: must be a number > 0 and at most 1e9");
+  }
   if (t.requires_approval) {
     return Status(Code::kUnprocessable, "requires_approval: approvals are not available yet");
   }
@@ -69,6 +73,7 @@ Engine::Engine(Store& store, const Clock& clock, EngineOptions options)
       clock_(clock),
       options_(std::move(options)),
       ids_(clock),
+      flow_(options_.flow),
       workers_(options_.worker_lost_after),
       rng_(std::random_device{}()) {}
 
@@ -79,6 +84,7 @@ uint32_t Engine::QueueIndex(const std::string& name) {
   if (inserted) {
     queues_.emplace_back();
     queues_.back().name = name;
+    paused_.push_back(false);
   }
   return it->second;
 }
@@ -91,10 +97,11 @@ uint64_t Engine::NewLeaseToken() {
   return v;
 }
 
-void Engine::AddLive(LiveTask t) {
+void Engine::AddLive(LiveTask t, const std::string& limit_key) {
   QueueState& q = queues_[t.queue];
+  t.lane = flow_.Attach(t.queue, q.name, t.action, actions_.Name(t.action), limit_key);
   switch (t.state) {
-    case TaskState::kReady: q.ready.insert({t.priority, t.run_at, t.id}); break;
+    case TaskState::kReady: flow_.AddReady(t.lane, {t.priority, t.run_at, t.id}, t.cost); break;
     case TaskState::kScheduled:
       scheduled_.insert({t.run_at, t.id});
       ++q.scheduled;
@@ -103,16 +110,27 @@ void Engine::AddLive(LiveTask t) {
       leases_.insert({t.lease_expires_at, t.id});
       ++q.running;
       workers_.AddRunning(t.worker, 1);
+      flow_.AddRunning(t.lane);
       break;
     default: break;
   }
   live_.emplace(t.id, t);
 }
 
+void Engine::EraseLive(TaskId id) {
+  auto it = live_.find(id);
+  flow_.Detach(it->second.lane);
+  live_.erase(it);
+}
+
+void Engine::AppendFlowEvents(WriteBatch& batch, Micros now) {
+  for (auto& [kind, data] : flow_.TakeEvents()) AppendEvent(batch, now, kind, 0, std::move(data));
+}
+
 void Engine::RemoveFromIndexes(LiveTask& t) {
   QueueState& q = queues_[t.queue];
   switch (t.state) {
-    case TaskState::kReady: q.ready.erase({t.priority, t.run_at, t.id}); break;
+    case TaskState::kReady: flow_.RemoveReady(t.lane, {t.priority, t.run_at, t.id}); break;
     case TaskState::kScheduled:
       scheduled_.erase({t.run_at, t.id});
       --q.scheduled;
@@ -121,6 +139,7 @@ void Engine::RemoveFromIndexes(LiveTask& t) {
       leases_.erase({t.lease_expires_at, t.id});
       --q.running;
       workers_.AddRunning(t.worker, -1);
+      flow_.Release(t.lane, t.id);
       break;
     default: break;
   }
@@ -128,7 +147,7 @@ void Engine::RemoveFromIndexes(LiveTask& t) {
 
 void Engine::MakeReady(LiveTask& t) {
   t.state = TaskState::kReady;
-  queues_[t.queue].ready.insert({t.priority, t.run_at, t.id});
+  flow_.AddReady(t.lane, {t.priority, t.run_at, t.id}, t.cost);
 }
 
 void Engine::AppendEvent(WriteBatch& batch, Micros now, std::string kind, TaskId id,
@@ -210,6 +229,7 @@ Status Engine::Recover() {
     lt.throttled = static_cast<uint16_t>(t.throttled);
     lt.state = t.state;
     lt.cancel_requested = t.cancel_requested;
+    lt.cost = static_cast<float>(t.cost);
     if (t.state == TaskState::kRunning) {
       lt.lease = ParseLease(t.lease);
       lt.lease_expires_at = t.lease_expires_at;
@@ -221,11 +241,14 @@ Status Engine::Recover() {
       idempotency_[t.idempotency_key] = lt.id;
       key_of_[lt.id] = t.idempotency_key;
     }
-    AddLive(lt);
+    AddLive(lt, t.limit_key);
     ++count;
   });
   if (!meta.ok()) return meta.status();
-  for (const auto& name : meta->paused_queues) queues_[QueueIndex(name)].paused = true;
+  for (const auto& name : meta->paused_queues) {
+    const uint32_t q = QueueIndex(name);
+    queues_[q].paused = paused_[q] = true;
+  }
   if (meta->ledger_last_seq > 0) chain_ = LedgerChain(meta->ledger_last_seq, meta->ledger_last_hash);
   // BUG: if the newest task was deleted from the dead-letter queue and the clock then
   // stepped back across a restart, a new task could get the deleted task's id (the floor
@@ -285,6 +308,12 @@ void Engine::Enqueue(std::vector<NewTask> tasks, Callback<std::vector<EnqueueOut
     t.idempotency_key = std::move(nt.idempotency_key);
     t.parent_id = std::move(nt.parent_id);
     t.trace_id = std::move(nt.trace_id);
+    t.limit_key = std::move(nt.limit_key);
+    if (t.limit_key.empty()) {
+      const std::string& field = flow_.options().KeyField(t.queue, t.action);
+      if (!field.empty()) t.limit_key = KeyFromPayload(t.payload, field);
+    }
+    t.cost = nt.cost;
     t.created_at = t.updated_at = now;
 
     LiveTask lt;
@@ -296,12 +325,13 @@ void Engine::Enqueue(std::vector<NewTask> tasks, Callback<std::vector<EnqueueOut
     lt.action = actions_.Intern(t.action);
     lt.max_attempts = static_cast<uint16_t>(t.max_attempts);
     lt.state = t.state;
+    lt.cost = static_cast<float>(t.cost);
     if (!t.idempotency_key.empty()) {
       lt.has_idempotency_key = true;
       idempotency_[t.idempotency_key] = id;
       key_of_[id] = t.idempotency_key;
     }
-    AddLive(lt);
+    AddLive(lt, t.limit_key);
     if (options_.metrics) ActionMetrics(lt).enqueued->Inc();
 
     std::string data;
@@ -331,16 +361,11 @@ std::vector<LeasedTask> Engine::PickReady(uint32_t worker, const std::vector<uin
                                           int max, Micros now, WriteBatch& batch) {
   std::vector<LeasedTask> out;
   while (static_cast<int>(out.size()) < max) {
-    QueueState* best = nullptr;
-    for (uint32_t qi : queues) {
-      QueueState& q = queues_[qi];
-      if (q.paused || q.ready.empty()) continue;
-      if (!best || *q.ready.begin() < *best->ready.begin()) best = &q;
-    }
-    if (!best) break;
-    const TaskId id = best->ready.begin()->id;
-    best->ready.erase(best->ready.begin());
+    auto picked = flow_.Take(queues, paused_, now);
+    if (!picked) break;
+    const TaskId id = *picked;
     LiveTask& t = live_.at(id);
+    QueueState* best = &queues_[t.queue];
     t.state = TaskState::kRunning;
     ++t.attempt;
     t.lease = NewLeaseToken();
@@ -373,6 +398,7 @@ std::vector<LeasedTask> Engine::PickReady(uint32_t worker, const std::vector<uin
     AppendEvent(batch, now, "task.leased", id, std::move(data));
     batch.mutations.push_back(UpdateTask{std::move(u)});
   }
+  AppendFlowEvents(batch, now);
   return out;
 }
 
@@ -492,6 +518,15 @@ TaskState Engine::FailLive(LiveTask& t, ErrorClass cls, const std::string& messa
           ->Inc();
     }
   }
+  if (t.state == TaskState::kRunning) {
+    // Only failures that say something about the action's health feed its breaker.
+    if (cls == ErrorClass::kTemporary || cls == ErrorClass::kTimeout) {
+      flow_.RecordOutcome(t.lane, t.id, true, now);
+    }
+    if (cls == ErrorClass::kRateLimited && retry_after_s && *retry_after_s > 0) {
+      flow_.Pause(t.lane, now + SecondsToMicros(std::min(*retry_after_s, 86400.0)), now);
+    }
+  }
   RemoveFromIndexes(t);
   TaskUpdate u = UpdateOf(t, now);
   u.fields = TaskUpdate::kState | TaskUpdate::kError | TaskUpdate::kLease;
@@ -533,9 +568,10 @@ TaskState Engine::FailLive(LiveTask& t, ErrorClass cls, const std::string& messa
   w.EndObject();
   const TaskId id = t.id;
   const TaskState result = t.state;
-  if (IsTerminal(result)) live_.erase(id);
+  if (IsTerminal(result)) EraseLive(id);
   AppendEvent(batch, now, std::move(kind), id, std::move(data));
   batch.mutations.push_back(UpdateTask{std::move(u)});
+  AppendFlowEvents(batch, now);
   return result;
 }
 
@@ -574,6 +610,7 @@ Result<TaskState> Engine::FinishOne(const FinishRequest& req, Micros now, WriteB
                                             : EngineMetrics::kCancelled]
         ->Inc();
   }
+  if (end == TaskState::kSucceeded) flow_.RecordOutcome(t.lane, t.id, false, now);
   RemoveFromIndexes(t);
   TaskUpdate u = UpdateOf(t, now);
   u.state = end;
@@ -590,10 +627,11 @@ Result<TaskState> Engine::FinishOne(const FinishRequest& req, Micros now, WriteB
   JsonWriter(data).BeginObject().Key("attempt").Int(t.attempt).Key("duration_ms")
       .Int((now - t.started_at) / kMicrosPerMilli).EndObject();
   const TaskId tid = t.id;
-  live_.erase(it);
+  EraseLive(tid);
   AppendEvent(batch, now, end == TaskState::kSucceeded ? "task.succeeded" : "task.cancelled",
               tid, std::move(data));
   batch.mutations.push_back(UpdateTask{std::move(u)});
+  AppendFlowEvents(batch, now);
   return end;
 }
 
@@ -652,7 +690,7 @@ void Engine::Cancel(const std::string& id_text, Done done) {
     JsonWriter(data).BeginObject().Key("from").String(TaskStateName(t.state)).EndObject();
     AppendEvent(batch, now, "task.cancelled", t.id, std::move(data));
     if (t.has_idempotency_key) finished_with_key.push_back(t.id);
-    live_.erase(it);
+    EraseLive(t.id);
   }
   batch.mutations.push_back(UpdateTask{std::move(u)});
   SubmitLocked(std::move(batch), ReleaseKeysAfter(std::move(finished_with_key), std::move(done)));
@@ -682,12 +720,13 @@ void Engine::Requeue(const std::string& id_text, Done done) {
   lt.action = actions_.Intern(stored->action);
   lt.max_attempts = static_cast<uint16_t>(stored->max_attempts);
   lt.state = TaskState::kReady;
+  lt.cost = static_cast<float>(stored->cost);
   if (!stored->idempotency_key.empty()) {
     lt.has_idempotency_key = true;
     idempotency_[stored->idempotency_key] = lt.id;
     key_of_[lt.id] = stored->idempotency_key;
   }
-  AddLive(lt);
+  AddLive(lt, stored->limit_key);
   TaskUpdate u = UpdateOf(lt, now);
   u.fields = TaskUpdate::kState | TaskUpdate::kRunAt | TaskUpdate::kAttempt | TaskUpdate::kError |
              TaskUpdate::kLease | TaskUpdate::kFinishedAt | TaskUpdate::kResult |
@@ -736,8 +775,9 @@ void Engine::SetPaused(const std::string& queue, bool paused, Done done) {
   auto lock = Lock();
   if (failed_) return done(Status(Code::kUnavailable, "store failed; restart the server"));
   const Micros now = clock_.Now();
-  QueueState& q = queues_[QueueIndex(queue)];
-  q.paused = paused;
+  const uint32_t qi = QueueIndex(queue);
+  QueueState& q = queues_[qi];
+  q.paused = paused_[qi] = paused;
   WriteBatch batch;
   std::string data;
   JsonWriter(data).BeginObject().Key("queue").String(queue).EndObject();
@@ -801,10 +841,26 @@ void Engine::Tick() {
     TaskState s = FailLive(t, ErrorClass::kTimeout, "lease expired", std::nullopt, now, batch);
     if (IsTerminal(s) && has_key) finished_with_key.push_back(id);
   }
+  flow_.Wake(now);
+  AppendFlowEvents(batch, now);
   if (!batch.empty()) {
     SubmitLocked(std::move(batch), ReleaseKeysAfter(std::move(finished_with_key), nullptr));
   }
   if (!waiters_.empty()) ServeWaiters(now);
+}
+
+FlowSnapshot Engine::Flow() {
+  auto lock = Lock();
+  std::vector<std::string> names;
+  names.reserve(queues_.size());
+  for (const auto& q : queues_) names.push_back(q.name);
+  return flow_.Snapshot(clock_.Now(), names,
+                        [this](uint32_t a) -> const std::string& { return actions_.Name(a); });
+}
+
+std::optional<Micros> Engine::NextFlowWake() {
+  auto lock = Lock();
+  return flow_.NextWake();
 }
 
 void Engine::ReleaseWaiters() {
@@ -836,14 +892,14 @@ EngineMetrics::PerQueue& Engine::QueueMetrics(const LiveTask& t) {
 }
 
 QueueInfo Engine::InfoOf(const QueueState& q) const {
-  return {q.name, q.paused, q.scheduled, static_cast<int64_t>(q.ready.size()), q.running};
+  return {q.name, q.paused, q.scheduled, flow_.ReadyCount(static_cast<uint32_t>(&q - queues_.data())), q.running};
 }
 
 std::vector<QueueInfo> Engine::Queues(bool include_empty) {
   auto lock = Lock();
   std::vector<QueueInfo> out;
   for (const auto& q : queues_) {
-    if (include_empty || q.paused || q.scheduled || q.running || !q.ready.empty()) {
+    if (include_empty || q.paused || q.scheduled || q.running || InfoOf(q).ready > 0) {
       out.push_back(InfoOf(q));
     }
   }

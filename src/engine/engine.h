@@ -21,6 +21,7 @@
 #include "core/task_id.h"
 #include "engine/engine_metrics.h"
 #include "engine/event_hub.h"
+#include "engine/flow_control.h"
 #include "engine/live_task.h"
 #include "engine/worker_registry.h"
 #include "ledger/chain.h"
@@ -39,6 +40,8 @@ struct EngineOptions {
   // Receives every committed ledger record and task progress (engine_events.cc). Not
   // owned; must outlive the engine. nullptr = no live events.
   EventHub* events = nullptr;
+  // Rate and concurrency limits, backpressure and breakers (docs/flow-control.md).
+  FlowOptions flow;
 };
 
 // A task as a producer asks for it. Validate with ValidateNewTask before Enqueue.
@@ -55,6 +58,8 @@ struct NewTask {
   bool requires_approval = false;
   std::string parent_id;
   std::string trace_id;
+  std::string limit_key;  // "" = from the payload field the flow options name, if any
+  double cost = 1;        // tokens taken from the task's rate buckets per attempt
 };
 
 // kInvalidArgument naming the field, or kUnprocessable for features not offered yet.
@@ -182,6 +187,12 @@ class Engine {
   void RecordEvent(std::string kind, std::string data, Done done,
                    std::vector<Mutation> with = {});
 
+  // Limits, pauses and breakers as they are now (GET /api/flow, metrics).
+  FlowSnapshot Flow();
+  // When a lane held back by a rate, pause or breaker may run again (the sweeper wakes
+  // then rather than a whole interval later); nullopt when none waits on time.
+  std::optional<Micros> NextFlowWake();
+
   // Answers every waiting lease with no tasks (used at shutdown).
   void ReleaseWaiters();
 
@@ -203,8 +214,7 @@ class Engine {
  private:
   struct QueueState {
     std::string name;
-    bool paused = false;
-    std::set<ReadyKey> ready;
+    bool paused = false;  // mirrored in paused_ for FlowControl::Take
     int64_t scheduled = 0;
     int64_t running = 0;
   };
@@ -218,7 +228,12 @@ class Engine {
 
   // All below run with mu_ held.
   uint32_t QueueIndex(const std::string& name);
-  void AddLive(LiveTask t);
+  // Adds a task to memory and the indexes of its state, in the lane of its limit key.
+  void AddLive(LiveTask t, const std::string& limit_key);
+  // Forgets a task that turned terminal (t is gone afterwards).
+  void EraseLive(TaskId id);
+  // Appends FlowControl's pending ledger records (breakers, pauses) to the batch.
+  void AppendFlowEvents(WriteBatch& batch, Micros now);
   void MakeReady(LiveTask& t);
   void RemoveFromIndexes(LiveTask& t);
   std::vector<LeasedTask> PickReady(uint32_t worker, const std::vector<uint32_t>& queues,
@@ -262,6 +277,8 @@ class Engine {
   TaskIdGenerator ids_;
   std::unordered_map<TaskId, LiveTask> live_;               // guarded by mu_
   std::vector<QueueState> queues_;                          // guarded by mu_
+  std::vector<bool> paused_;                                // by queue index; guarded by mu_
+  FlowControl flow_;                                        // guarded by mu_
   std::unordered_map<std::string, uint32_t> queue_index_;   // guarded by mu_
   Interner actions_;                                        // guarded by mu_
   WorkerRegistry workers_;                                  // guarded by mu_

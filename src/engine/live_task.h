@@ -25,6 +25,8 @@ struct LiveTask {
   uint32_t queue = 0;   // index into Engine's queue table
   uint32_t action = 0;  // index into Engine's action names
   uint32_t worker = 0;  // index into Engine's worker table (0 = none)
+  uint32_t lane = 0;    // FlowControl lane of (queue, action, limit key)
+  float cost = 1;       // tokens per attempt from its rate buckets
   uint16_t attempt = 0;
   uint16_t max_attempts = kDefaultMaxAttempts;
   uint16_t throttled = 0;

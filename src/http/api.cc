@@ -77,6 +77,8 @@ void Api::Register(Router& r) {
   r.Add("GET", "/api/stats", bind(&Api::Stats));
   r.Add("GET", "/api/baselines", bind(&Api::Baselines));
   r.Add("GET", "/api/alerts", bind(&Api::Alerts));
+  r.Add("GET", "/api/flow", bind(&Api::Flow));
+  r.Add("GET", "/api/breakers", bind(&Api::Breakers));
   r.Add("GET", "/api/credentials", bind(&Api::ListCredentials));
   r.Add("GET", "/api/credentials/{name}", bind(&Api::GetCredential));
   r.Add("PUT", "/api/credentials/{name}", bind(&Api::PutCredential));

@@ -95,6 +95,8 @@ class Api {
   void Stats(Request& req, Respond respond);
   void Baselines(Request& req, Respond respond);
   void Alerts(Request& req, Respond respond);
+  void Flow(Request& req, Respond respond);      // api_flow.cc
+  void Breakers(Request& req, Respond respond);
   void Ready(Request& req, Respond respond);
   // Credentials (api_credentials.cc): metadata only, never a value.
   void ListCredentials(Request& req, Respond respond);

@@ -57,6 +57,10 @@ Status ReadNewTask(od::object obj, NewTask& t) {
       s = ReadBool(v, name, t.requires_approval);
     } else if (key == "parent_id") {
       s = ReadString(v, name, t.parent_id);
+    } else if (key == "limit_key") {
+      s = ReadString(v, name, t.limit_key);
+    } else if (key == "cost") {
+      s = ReadNumber(v, name, t.cost);
     }
     return s;
   });

@@ -30,6 +30,8 @@ void WriteTask(JsonWriter& w, const Task& t, bool with_lease,
   w.Key("requires_approval").Bool(t.requires_approval);
   w.Key("parent_id").StringOrNull(t.parent_id);
   w.Key("trace_id").StringOrNull(t.trace_id);
+  w.Key("limit_key").StringOrNull(t.limit_key);
+  w.Key("cost").Double(t.cost);
   w.Key("result").RawOrNull(t.result);
   WriteError(w, t);
   const bool running = t.state == TaskState::kRunning;

@@ -65,7 +65,13 @@ CREATE TABLE stats (
   PRIMARY KEY (minute, queue, action)
 ) WITHOUT ROWID;
 )sql",
-    // 3: credentials (docs/credentials.md); the value is the secret itself.
+    // 3: flow control: the key a task's rate and concurrency limits count it under, and
+    // its cost in tokens.
+    R"sql(
+ALTER TABLE tasks ADD COLUMN limit_key TEXT;
+ALTER TABLE tasks ADD COLUMN cost REAL NOT NULL DEFAULT 1;
+)sql",
+    // 4: credentials (docs/credentials.md); the value is the secret itself.
     R"sql(
 CREATE TABLE credentials (
   name        TEXT PRIMARY KEY,

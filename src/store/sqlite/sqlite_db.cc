@@ -34,6 +34,7 @@ void Stmt::BindText(int i, std::string_view v, bool null_if_empty) {
   }
 }
 void Stmt::BindInt(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
+void Stmt::BindDouble(int i, double v) { sqlite3_bind_double(stmt_, i, v); }
 void Stmt::BindIntOrNull(int i, int64_t v) {
   if (v == 0) {
     sqlite3_bind_null(stmt_, i);

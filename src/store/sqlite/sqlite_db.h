@@ -26,6 +26,7 @@ class Stmt {
   // without a copy: it must stay alive until the statement is stepped and reset.
   void BindText(int i, std::string_view v, bool null_if_empty = false);
   void BindInt(int i, int64_t v);
+  void BindDouble(int i, double v);
   void BindIntOrNull(int i, int64_t v);  // 0 binds NULL
   void BindNull(int i);
   // SQLITE_ROW -> true, SQLITE_DONE -> false; errors become a Status in status().
@@ -35,6 +36,7 @@ class Stmt {
   const Status& status() const { return status_; }
 
   int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
+  double Double(int col) const { return sqlite3_column_double(stmt_, col); }
   std::string Text(int col) const;
   bool IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
 

@@ -14,7 +14,7 @@ constexpr const char* kTaskColumns =
     "id, queue, action, payload, priority, state, run_at, attempt, max_attempts, timeout_s, "
     "throttled, idempotency_key, requires_approval, parent_id, trace_id, result, error_class, "
     "error_message, lease, lease_expires_at, worker, cancel_requested, progress, created_at, "
-    "started_at, finished_at, updated_at";
+    "started_at, finished_at, updated_at, limit_key, cost";
 
 Task RowToTask(const sqlite::Stmt& st) {
   Task t;
@@ -46,6 +46,8 @@ Task RowToTask(const sqlite::Stmt& st) {
   t.started_at = st.Int(24);
   t.finished_at = st.Int(25);
   t.updated_at = st.Int(26);
+  t.limit_key = st.Text(27);
+  t.cost = st.IsNull(28) ? 1.0 : st.Double(28);
   return t;
 }
 
@@ -101,7 +103,7 @@ Status SqliteStore::OpenWriter() {
       },
       this);
   insert_task_ = sqlite::Stmt(db, std::string("INSERT INTO tasks (") + kTaskColumns +
-                                      ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+                                      ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
   delete_task_ = sqlite::Stmt(db, "DELETE FROM tasks WHERE id=?1");
   insert_ledger_ = sqlite::Stmt(
       db, "INSERT INTO ledger (seq, ts, kind, task_id, data, hash) VALUES (?,?,?,?,?,?)");
@@ -137,7 +139,7 @@ Result<RecoveredState> SqliteStore::Recover(const std::function<void(Task&&)>& o
                   "max_attempts, timeout_s, throttled, idempotency_key, requires_approval, "
                   "parent_id, trace_id, NULL, error_class, error_message, lease, "
                   "lease_expires_at, worker, cancel_requested, NULL, created_at, started_at, "
-                  "finished_at, updated_at FROM tasks "
+                  "finished_at, updated_at, limit_key, cost FROM tasks "
                   "WHERE state IN ('pending_approval','scheduled','ready','running')");
   if (!st.valid()) return st.status();
   while (st.Step()) on_task(RowToTask(st));
@@ -317,6 +319,8 @@ Status SqliteStore::Apply(const Mutation& m) {
     st.BindIntOrNull(25, t.started_at);
     st.BindIntOrNull(26, t.finished_at);
     st.BindInt(27, t.updated_at);
+    st.BindText(28, t.limit_key, true);
+    st.BindDouble(29, t.cost);
     return st.Run();
   }
   if (auto* up = std::get_if<UpdateTask>(&m)) return ApplyUpdate(up->update);

@@ -826,15 +826,18 @@ namespace resonance {
 namespace {
 
 TEST_F(SqliteStoreTest, VersionOneDatabaseGainsTheStatsTable) {
-  // Given a database as schema 1 left it (no stats table, user_version 1), when the
-  // store opens it, then migration 2 runs and history can be written.
+  // Given a database as schema 1 left it (no stats table nor later task columns,
+  // user_version 1), when the store opens it, then migrations 2.. run and history and
+  // flow-control fields can be written.
   store_->Close();
   store_.reset();
   {
     sqlite::Db db;
     ASSERT_TRUE(db.Open(path_, false).ok());
-    ASSERT_TRUE(
-        db.Exec("DROP TABLE stats; DROP TABLE credentials; PRAGMA user_version = 1;").ok());
+    ASSERT_TRUE(db.Exec("DROP TABLE stats; DROP TABLE credentials; "
+                        "ALTER TABLE tasks DROP COLUMN limit_key; "
+                        "ALTER TABLE tasks DROP COLUMN cost; PRAGMA user_version = 1;")
+                    .ok());
   }
   ASSERT_EQ(UserVersion(), 1);
   Open();
@@ -845,6 +848,14 @@ TEST_F(SqliteStoreTest, VersionOneDatabaseGainsTheStatsTable) {
   auto rows = store_->ReadStats(7, 7, "", "");
   ASSERT_TRUE(rows.ok()) << rows.status().ToString();
   EXPECT_EQ(rows->size(), 1u);
+  Task t = MakeTask("t1", TaskState::kReady, "q");
+  t.limit_key = "acct-7";
+  t.cost = 2.5;
+  ASSERT_TRUE(Insert(t).ok());
+  auto back = store_->GetTask("t1");
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->limit_key, "acct-7");
+  EXPECT_EQ(back->cost, 2.5);
 }
 
 TEST_F(SqliteStoreTest, OpenTasksAtCountsCreatedAndNotYetFinished) {
@@ -920,15 +931,15 @@ TEST_F(SqliteStoreTest, CredentialRowsAreWrittenReplacedAndListedByName) {
   EXPECT_EQ((*rows)[1].updated_at, 12);
 }
 
-TEST_F(SqliteStoreTest, VersionTwoDatabaseGainsTheCredentialsTable) {
-  // Given a database as schema 2 left it, when the store opens it, then migration 3 adds
+TEST_F(SqliteStoreTest, VersionThreeDatabaseGainsTheCredentialsTable) {
+  // Given a database as schema 3 left it, when the store opens it, then migration 4 adds
   // the credentials table.
   store_->Close();
   store_.reset();
   {
     sqlite::Db db;
     ASSERT_TRUE(db.Open(path_, false).ok());
-    ASSERT_TRUE(db.Exec("DROP TABLE credentials; PRAGMA user_version = 2;").ok());
+    ASSERT_TRUE(db.Exec("DROP TABLE credentials; PRAGMA user_version = 3;").ok());
   }
   Open();
   EXPECT_EQ(UserVersion(), sqlite::kSchemaVersion);
