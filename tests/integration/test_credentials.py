@@ -279,8 +279,12 @@ expires_at = "2020-01-01T00:00:00Z"
     firing = wait_until(lambda: [a for a in srv.request("GET", "/api/alerts")[2]["firing"]
                                  if a["name"] == "CredentialExpired"], timeout=5 * SLOW,
                         what="CredentialExpired to fire")
-    assert [a["labels"]["credential"] for a in firing] == ["stale"]
-    assert firing[0]["severity"] == "critical"
+    names = {a["labels"]["credential"] for a in firing}
+    assert "stale" in names and all(a["severity"] == "critical" for a in firing)
+    # "soon" may have expired by now too on a slow machine; an alert needs an expiry.
+    status, _, body = srv.request("GET", "/api/credentials")
+    expired = {c["name"] for c in body["credentials"] if c["state"] == "expired"}
+    assert names <= expired, f"CredentialExpired for {names - expired}, which did not expire"
     assert_never_shown(everything_shown(srv), [v1, v2])
 
 
