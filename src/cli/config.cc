@@ -1,10 +1,14 @@
 #include "cli/config.h"
 
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <set>
 #include <toml.hpp>
 
 #include "core/json_writer.h"
+#include "core/time_format.h"
 
 namespace resonance {
 namespace {
@@ -494,6 +498,91 @@ Status ReadAlerts(const toml::value& root, AlertsConfig& a) {
   return Status::Ok();
 }
 
+// [credentials.NAME]: value | value_env | value_file (or none: set by PUT), expires_at,
+// refresh_action, refresh_queue, refresh_before. Messages name keys, files and variables,
+// never a value.
+Status ReadCredentials(const toml::value& root, std::vector<CredentialSpec>& out) {
+  if (!root.contains("credentials")) return Status::Ok();
+  const auto& all = root.at("credentials");
+  if (!all.is_table()) return Status(Code::kInvalidArgument, "credentials: must be a table");
+  for (const auto& [name, table] : all.as_table()) {
+    const std::string where = "credentials." + name;
+    auto bad = [&](const std::string& msg) { return Status(Code::kInvalidArgument, where + msg); };
+    if (!ValidCredentialName(name)) {
+      return bad(": the name must be 1 to 128 characters of A-Z a-z 0-9 _ . -");
+    }
+    if (!table.is_table()) return bad(": must be a table");
+    CredentialSpec spec;
+    spec.name = name;
+    int sources = 0;
+    for (const char* key : {"value", "value_env", "value_file"}) sources += table.contains(key) ? 1 : 0;
+    if (sources > 1) return bad(": give one of value, value_env and value_file");
+    for (const auto& [key, v] : table.as_table()) {
+      const bool text_key = key == "value" || key == "value_env" || key == "value_file" ||
+                            key == "expires_at" || key == "refresh_action" || key == "refresh_queue";
+      if (text_key && !v.is_string()) return bad("." + key + ": must be a string");
+      if (key == "value") {
+        spec.value = v.as_string().str;
+      } else if (key == "value_env") {
+        const std::string var = v.as_string().str;
+        const char* got = var.empty() ? nullptr : std::getenv(var.c_str());
+        if (!got || !*got) {
+          return bad(".value_env: the environment variable '" + var + "' is not set or empty");
+        }
+        spec.value = got;
+      } else if (key == "value_file") {
+        const std::string file = v.as_string().str;
+        std::ifstream f(file, std::ios::binary);
+        if (!f) return bad(".value_file: cannot read '" + file + "'");
+        std::ostringstream text;
+        text << f.rdbuf();
+        spec.value = text.str();
+        if (!spec.value.empty() && spec.value.back() == '\n') spec.value.pop_back();
+        if (!spec.value.empty() && spec.value.back() == '\r') spec.value.pop_back();
+      } else if (key == "expires_at") {
+        auto at = ParseRfc3339(v.as_string().str);
+        if (!at) return bad(".expires_at: must be an RFC 3339 time (a quoted string)");
+        spec.expires_at = *at;
+      } else if (key == "refresh_action") {
+        spec.refresh_action = v.as_string().str;
+        if (spec.refresh_action.empty() || spec.refresh_action.size() > 200) {
+          return bad(".refresh_action: must be 1 to 200 characters");
+        }
+      } else if (key == "refresh_queue") {
+        spec.refresh_queue = v.as_string().str;
+        if (spec.refresh_queue.empty() || spec.refresh_queue.size() > 200) {
+          return bad(".refresh_queue: must be 1 to 200 characters");
+        }
+      } else if (key == "refresh_before") {
+        std::optional<Micros> d;
+        if (v.is_integer() && v.as_integer() >= 0) {
+          d = v.as_integer() * kMicrosPerSecond;
+        } else if (v.is_string()) {
+          d = ParseDuration(v.as_string().str);
+        }
+        if (!d) return bad(".refresh_before: must be seconds (300) or a duration (\"5m\")");
+        spec.refresh_before = *d;
+      } else {
+        return bad("." + key + ": unknown key");
+      }
+    }
+    if (!spec.refresh_action.empty()) {
+      NewTask probe;
+      probe.action = spec.refresh_action;
+      probe.queue = spec.refresh_queue;
+      if (Status s = ValidateNewTask(probe); !s.ok()) {
+        return bad(": the refresh task would be refused: " + s.message());
+      }
+    }
+    spec.has_value = sources == 1;
+    if (spec.has_value && spec.value.empty()) return bad(": the value is empty");
+    if (spec.value.size() > kMaxCredentialValueBytes) return bad(": the value is over 64 KiB");
+    if (spec.value.find('\0') != std::string::npos) return bad(": the value holds a NUL byte");
+    out.push_back(std::move(spec));
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status SplitHostPort(const std::string& listen, std::string& host, uint16_t& port) {
@@ -526,7 +615,8 @@ Result<Config> LoadConfig(const std::string& path) {
         "ledger_checkpoint_every", "worker_heartbeat_ms", "worker_lost_after_ms",
         "history_keep_days", "sse_keepalive_ms", "sse_client_buffer_bytes", "retry", "actions", "handlers", "pools",
         "supervisor", "logging", "metrics", "tracing", "baselines", "alerts", "canaries",
-        "registry", "queues", "breaker", "schedules", "target_sets", "followups"};
+        "registry", "queues", "breaker", "schedules", "target_sets", "followups",
+        "credentials"};
     for (const auto& [key, v] : root.as_table()) {
       if (!kKnown.count(key)) return Bad(path, key + ": unknown key");
     }
@@ -599,6 +689,18 @@ Result<Config> LoadConfig(const std::string& path) {
             c.actions.schemas[name] = std::move(*schema);
             continue;
           }
+          if (key == "credentials") {
+            const std::string where = "actions." + name + ".credentials";
+            if (!v.is_array()) return Bad(path, where + ": must be an array of credential names");
+            auto& names = c.actions.credentials[name];
+            for (const auto& item : v.as_array()) {
+              if (!item.is_string() || !ValidCredentialName(item.as_string().str)) {
+                return Bad(path, where + ": must be an array of credential names");
+              }
+              names.push_back(item.as_string().str);
+            }
+            continue;
+          }
           if (kLimitKeys.count(key) || key == "breaker") continue;  // ReadFlow reads them
           if (key != "retry") return Bad(path, "actions." + name + "." + key + ": unknown key");
           if (!v.is_table()) return Bad(path, "actions." + name + ".retry: must be a table");
@@ -611,6 +713,17 @@ Result<Config> LoadConfig(const std::string& path) {
     if (Status s = ReadObservability(root, c); !s.ok()) return Bad(path, s.message());
     if (Status s = ReadAlerts(root, c.alerts); !s.ok()) return Bad(path, s.message());
     if (Status s = ReadCanaries(root, c.canaries); !s.ok()) return Bad(path, s.message());
+    if (Status s = ReadCredentials(root, c.credentials); !s.ok()) return Bad(path, s.message());
+    for (const auto& [action, names] : c.actions.credentials) {
+      for (const auto& n : names) {
+        bool declared = false;
+        for (const auto& spec : c.credentials) declared = declared || spec.name == n;
+        if (!declared) {
+          return Bad(path, "actions." + action + ".credentials: '" + n +
+                               "' is not a [credentials." + n + "] table");
+        }
+      }
+    }
     if (Status s = ReadFlow(root, c.flow); !s.ok()) return Bad(path, s.message());
     if (Status s = ReadSchedules(root, c); !s.ok()) return Bad(path, s.message());
     TableReader registry(root, "registry");

@@ -6,6 +6,7 @@
 #include "core/retry_policy.h"
 #include "core/status.h"
 #include "engine/alert_rules.h"
+#include "engine/credentials.h"
 #include "engine/flow_control.h"
 #include "engine/schedule_spec.h"
 #include "http/json_schema.h"
@@ -80,13 +81,14 @@ struct Config {
   BaselineOptions baselines;  // [baselines]
   AlertsConfig alerts;        // [alerts]
   std::vector<CanaryConfig> canaries;  // [[canaries]]
-  http::ActionRegistry actions;        // [actions."NAME"] schema, [registry] strict
+  http::ActionRegistry actions;        // [actions."NAME"] schema, credentials; [registry] strict
   // [queues."NAME"] and [actions."NAME"] limits, [breaker], [actions."NAME".breaker]
   // (docs/flow-control.md).
   FlowOptions flow;
   std::vector<ScheduleSpec> schedules;  // [schedules.NAME] (docs/schedules.md)
   std::map<std::string, std::vector<std::string>> target_sets;  // [target_sets] NAME = [...]
   int followups_max_depth = 10;        // [followups] max_depth (docs/follow-ups.md)
+  std::vector<CredentialSpec> credentials;  // [credentials.NAME] (docs/credentials.md)
 };
 
 // Reads a TOML file. kInvalidArgument naming the key (and the file) on a wrong type,

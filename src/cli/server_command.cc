@@ -15,6 +15,7 @@
 #include "cli/alert_loop.h"
 #include "cli/commands.h"
 #include "cli/config.h"
+#include "engine/credentials.h"
 #include "engine/engine.h"
 #include "engine/scheduler.h"
 #include "http/api.h"
@@ -100,6 +101,25 @@ class Sweeper {
   Engine& engine_;
   const Clock& clock_;
   std::chrono::microseconds interval_;
+};
+
+// Runs credentials.Tick() (refreshes due, expiry warnings) once a second.
+class CredentialTicker {
+ public:
+  CredentialTicker(boost::asio::io_context& io, Credentials& credentials)
+      : timer_(io), credentials_(credentials) {}
+  void Start() {
+    timer_.expires_after(std::chrono::seconds(1));
+    timer_.async_wait([this](boost::system::error_code ec) {
+      if (ec) return;
+      credentials_.Tick();
+      Start();
+    });
+  }
+
+ private:
+  boost::asio::steady_timer timer_;
+  Credentials& credentials_;
 };
 
 // The p99 of the commits since the last call, from the commit-time histogram's
@@ -321,6 +341,12 @@ int RunServer(const ServerFlags& flags) {
     return 1;
   }
 
+  Credentials credentials(engine, **store, clock, config.credentials);
+  if (Status s = credentials.Load(); !s.ok()) {
+    std::cerr << "resonance: credentials: " << s.message() << "\n";
+    return 1;
+  }
+  if (registry) credentials.RegisterMetrics(*registry);
   if (registry) RegisterServerCollectors(*registry, *engine_metrics, engine, **store, pools,
                                         tracer->get(), events);
   Scheduler scheduler(engine, **store, clock);
@@ -337,6 +363,7 @@ int RunServer(const ServerFlags& flags) {
     for (const auto& p : pools) sources.pool_targets[p.name] = p.workers;
     sources.commit_p99 = CommitP99Since(commit_seconds);
     sources.baselines = config.baselines;
+    sources.credentials = [&credentials] { return credentials.List(); };
     alert_loop = std::make_unique<AlertLoop>(config.alerts, config.canaries, config.data_dir,
                                              engine, **store, std::move(sources),
                                              config.history_keep_days);
@@ -349,7 +376,7 @@ int RunServer(const ServerFlags& flags) {
   http::Api api(engine, **store, clock, server.io(),
                 {config.data_dir, registry.get(), tracer->get(), config.sse_keepalive_ms,
                  config.baselines, alert_loop ? &alert_loop->engine() : nullptr,
-                 &config.actions, &scheduler});
+                 &config.actions, &scheduler, &credentials});
   api.Register(router);
   if (Status s = server.Listen(); !s.ok()) {
     std::cerr << "resonance: " << s.message() << "\n";
@@ -370,6 +397,8 @@ int RunServer(const ServerFlags& flags) {
   Sweeper sweeper(server.io(), engine, clock, config.sweep_interval_ms);
   sweeper.Start();
   scheduler.Start();
+  CredentialTicker credential_ticker(server.io(), credentials);
+  credential_ticker.Start();
   boost::asio::signal_set signals(server.io(), SIGINT, SIGTERM);
   signals.async_wait([&](boost::system::error_code err, int sig) {
     if (err) return;

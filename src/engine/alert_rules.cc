@@ -14,7 +14,8 @@ const std::set<std::string>& KnownSignals() {
   static const std::set<std::string> s = {"success_rate",   "failure_rate",    "duration_p95",
                                           "dead_letters",   "queue_depth",     "rate_limited",
                                           "workers_active", "worker_restarts", "store_commit_p99",
-                                          "canary",         "breaker_open",    "schedule_gaps"};
+                                          "canary",         "breaker_open",    "schedule_gaps",
+                                          "credential_expired"};
   return s;
 }
 
@@ -102,6 +103,9 @@ std::vector<RuleSpec> BuiltinRules() {
   rules.push_back(r);
   r = Rule("ScheduleGaps", "schedule_gaps", ">", 0, "warning", 0,
            "schedule {{schedule}} has {{value}} open gaps (slots without a succeeded task)");
+  rules.push_back(r);
+  r = Rule("CredentialExpired", "credential_expired", ">", 0, "critical", 0,
+           "credential {{credential}} expired and was not renewed");
   rules.push_back(r);
   r = Rule("StoreLatencyHigh", "store_commit_p99", ">", 0.25, "warning", 2 * kMinute,
            "p99 store commit time is {{value}} s");
@@ -329,6 +333,13 @@ Result<std::vector<alerts::Observation>> RuleEvaluator::Measure(Micros now) {
       for (const auto& [schedule, open] : sources_.schedule_gaps()) {
         const double v = static_cast<double>(open);
         emit({{"schedule", schedule}}, v, r.threshold, Compare(r.op, v, r.threshold), r.severity);
+      }
+    } else if (r.signal == "credential_expired") {
+      if (!sources_.credentials) continue;
+      for (const CredentialInfo& c : sources_.credentials()) {
+        if (c.expires_at == 0) continue;  // never expires
+        const double v = c.state == CredentialState::kExpired ? 1 : 0;
+        emit({{"credential", c.name}}, v, r.threshold, Compare(r.op, v, r.threshold), r.severity);
       }
     } else if (r.signal == "store_commit_p99") {
       if (!sources_.commit_p99) continue;

@@ -9,6 +9,7 @@
 #include "core/baselines.h"
 #include "core/status.h"
 #include "engine/canary.h"
+#include "engine/credentials.h"
 #include "observe/alert_engine.h"
 #include "store/store.h"
 
@@ -28,7 +29,8 @@ struct RuleSpec {
   // workers_active, worker_restarts (per pool); store_commit_p99 (the server);
   // canary (per canary queue: 1 while its last canary failed or went missing, else 0);
   // breaker_open (per action with a breaker: 1 while open or half-open, else 0);
-  // schedule_gaps (per schedule: its open gaps, docs/schedules.md).
+  // schedule_gaps (per schedule: its open gaps, docs/schedules.md);
+  // credential_expired (per credential with an expiry: 1 once it expired, else 0).
   std::string signal;
   std::string op = ">";          // >, >=, <, <=, !=
   double threshold = 0;
@@ -73,6 +75,7 @@ struct SignalSources {
   std::function<std::vector<CanaryState>()> canaries;  // [[canaries]], nullptr = none
   // Open gaps per schedule (Scheduler::OpenGaps), nullptr = no schedules.
   std::function<std::map<std::string, int64_t>()> schedule_gaps;
+  std::function<std::vector<CredentialInfo>()> credentials;  // nullptr = none
   BaselineOptions baselines;
 };
 

@@ -17,7 +17,7 @@ TEST(AlertRulesTest, BuiltinRulesAreValidAndNamedOnce) {
   for (const char* expected : {"SuccessRateBelowBaseline", "DurationAboveBaseline", "QueueDepth",
                                "WorkersOffTarget", "DeadLettersGrowing", "FailureRateHigh",
                                "RateLimitedSpike", "WorkerRestartLimit", "StoreLatencyHigh",
-                               "CanaryFailing", "ScheduleGaps"}) {
+                               "CanaryFailing", "BreakerOpen", "ScheduleGaps", "CredentialExpired"}) {
     EXPECT_TRUE(names.count(expected)) << expected;
   }
 }

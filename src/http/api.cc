@@ -79,6 +79,10 @@ void Api::Register(Router& r) {
   r.Add("GET", "/api/alerts", bind(&Api::Alerts));
   r.Add("GET", "/api/flow", bind(&Api::Flow));
   r.Add("GET", "/api/breakers", bind(&Api::Breakers));
+  r.Add("GET", "/api/credentials", bind(&Api::ListCredentials));
+  r.Add("GET", "/api/credentials/{name}", bind(&Api::GetCredential));
+  r.Add("PUT", "/api/credentials/{name}", bind(&Api::PutCredential));
+  r.Add("DELETE", "/api/credentials/{name}", bind(&Api::DeleteCredential));
   r.Add("GET", "/healthz", [](Request&, Respond respond) {
     respond(JsonReply(200, R"({"status":"ok"})"));
   });

@@ -9,6 +9,7 @@
 
 #include "core/baselines.h"
 #include "core/clock.h"
+#include "engine/credentials.h"
 #include "engine/engine.h"
 #include "engine/followups.h"
 #include "http/json_schema.h"
@@ -49,6 +50,9 @@ class Api {
     const ActionRegistry* actions = nullptr;
     // Schedules, target sets and gaps (api_schedules.cc); nullptr = those routes are absent.
     Scheduler* scheduler = nullptr;
+    // /api/credentials and the credentials lease answers carry; nullptr = the routes
+    // answer with empty lists and 404s, leases carry none. Not owned.
+    Credentials* credentials = nullptr;
   };
   // Where a span about a task hangs in its trace.
   struct SpanOrigin {
@@ -117,6 +121,11 @@ class Api {
   void PutTargetSet(Request& req, Respond respond);
   void DeleteTargetSet(Request& req, Respond respond);
   void ListGaps(Request& req, Respond respond);
+  // Credentials (api_credentials.cc): metadata only, never a value.
+  void ListCredentials(Request& req, Respond respond);
+  void GetCredential(Request& req, Respond respond);
+  void PutCredential(Request& req, Respond respond);
+  void DeleteCredential(Request& req, Respond respond);
   // Live events over SSE (api_events.cc).
   void Events(Request& req, Respond respond);
   void TaskEvents(Request& req, Respond respond);

@@ -148,7 +148,18 @@ void Api::Lease(Request& req, Respond respond) {
             t.lease = leased[j].lease;
             t.lease_expires_at = leased[j].lease_expires_at;
           }
-          WriteTask(w, t, true);
+          // The one answer that carries credential values: to the worker, never logged.
+          const std::vector<std::string>* names = nullptr;
+          if (options_.credentials && options_.actions) {
+            auto c = options_.actions->credentials.find(t.action);
+            if (c != options_.actions->credentials.end()) names = &c->second;
+          }
+          if (names) {
+            const auto values = options_.credentials->Values(*names);
+            WriteTask(w, t, true, &values);
+          } else {
+            WriteTask(w, t, true);
+          }
         }
       }
       w.EndArray().EndObject();

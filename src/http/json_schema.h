@@ -52,6 +52,8 @@ struct ActionRegistry {
   // naming every violation.
   Status Check(const std::string& action, std::string_view payload,
                const std::string& prefix) const;
+  // [actions."NAME"] credentials: the credentials a lease of the action carries.
+  std::map<std::string, std::vector<std::string>> credentials;
 };
 
 }  // namespace resonance::http

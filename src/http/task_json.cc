@@ -13,7 +13,8 @@ void WriteError(JsonWriter& w, const Task& t) {
 }
 }  // namespace
 
-void WriteTask(JsonWriter& w, const Task& t, bool with_lease) {
+void WriteTask(JsonWriter& w, const Task& t, bool with_lease,
+               const std::vector<std::pair<std::string, std::string>>* credentials) {
   w.BeginObject();
   w.Key("id").String(t.id);
   w.Key("queue").String(t.queue);
@@ -48,6 +49,11 @@ void WriteTask(JsonWriter& w, const Task& t, bool with_lease) {
   if (!t.schedule.empty()) {  // scheduled tasks only (docs/schedules.md)
     w.Key("schedule").String(t.schedule);
     w.Key("scheduled_for").Time(t.scheduled_for);
+  }
+  if (credentials) {
+    w.Key("credentials").BeginObject();
+    for (const auto& [name, value] : *credentials) w.Key(name).String(value);
+    w.EndObject();
   }
   w.EndObject();
 }

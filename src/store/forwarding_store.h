@@ -40,6 +40,9 @@ class ForwardingStore : public Store {
   Result<std::vector<Record>> ListRecords(const RecordFilter& f) override {
     return real_.ListRecords(f);
   }
+  Result<std::vector<CredentialRecord>> ListCredentials() override {
+    return real_.ListCredentials();
+  }
 
  protected:
   Store& real_;

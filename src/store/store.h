@@ -91,8 +91,26 @@ struct Record {
 // Inserts or replaces the record with the same kind and name.
 struct PutRecord { Record record; };
 struct DeleteRecord { std::string kind; std::string name; };
+// A named secret (docs/credentials.md). The value lives here and in the config only:
+// never in the ledger, logs, metrics or API answers other than a worker's lease.
+// Persisted in `credentials`. Changing a field needs a new migration in
+// store/sqlite/schema.cc and a bump of kSchemaVersion.
+struct CredentialRecord {
+  std::string name;
+  std::string value;
+  Micros expires_at = 0;  // 0 = never expires
+  int64_t version = 0;    // 1, 2, ... bumped by every change of value or expiry
+  Micros updated_at = 0;
+  // Hex SHA-256 of the config's value and expiry that this row last took over ("" when
+  // the config never named it): a different hash at start means the config changed.
+  std::string config_hash;
+};
+// Inserts or replaces the row of record.name. A row with an empty value is a deleted
+// credential, kept for its version: versions of a name never repeat (refresh tasks are
+// keyed by name and version).
+struct PutCredential { CredentialRecord record; };
 using Mutation = std::variant<InsertTask, UpdateTask, DeleteTask, AppendLedger, SetQueuePaused,
-                              RecordStats, PruneStats, PutRecord, DeleteRecord>;
+                              RecordStats, PruneStats, PutRecord, DeleteRecord, PutCredential>;
 
 // The changes of one request (or one engine step). Applied atomically, in order,
 // within a group commit, after every batch submitted before it.
@@ -191,6 +209,8 @@ class Store {
   virtual Result<std::vector<QueueDepthPoint>> OpenTasksAt(const std::vector<Micros>& times) = 0;
   // Scheduler records by filter: highest sort first, then name descending.
   virtual Result<std::vector<Record>> ListRecords(const RecordFilter& filter) = 0;
+  // Every stored credential row (deleted ones too, with an empty value), by name.
+  virtual Result<std::vector<CredentialRecord>> ListCredentials() = 0;
 };
 
 }  // namespace resonance

@@ -10,6 +10,20 @@
 
 namespace resonance::worker {
 
+std::string CredentialEnvName(std::string_view name) {
+  std::string out = "RESONANCE_CREDENTIAL_";
+  for (char c : name) {
+    if (c >= 'a' && c <= 'z') {
+      out.push_back(static_cast<char>(c - 'a' + 'A'));
+    } else if ((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) {
+      out.push_back(c);
+    } else {
+      out.push_back('_');
+    }
+  }
+  return out;
+}
+
 ExecHandler::ExecHandler(HandlerConfig config, Spawner& spawner, std::string worker_id)
     : config_(std::move(config)),
       spawner_(spawner),
@@ -31,6 +45,9 @@ Outcome ExecHandler::Run(const LeasedTask& task, TaskContext& ctx) {
   env.push_back("TRACEPARENT=" + (task.span_id.empty()
                                       ? MakeTraceparent(task.trace_id, rng_)
                                       : trace::FormatTraceparent(task.trace_id, task.span_id)));
+  for (const auto& [name, value] : task.credentials) {
+    env.push_back(CredentialEnvName(name) + "=" + value);
+  }
   SpawnSpec spec{config_.argv, EnvironmentWith(env), config_.dir, /*progress_pipe=*/true};
   auto child = spawner_.Spawn(spec);
   if (!child.ok()) {

@@ -190,6 +190,24 @@ TEST(ExecHandlerTest, StartsTheProgramWithPayloadEnvAndProgressPipe) {
   EXPECT_EQ(spawner.Signals(), (std::vector<int>{SIGKILL}));
 }
 
+TEST(ExecHandlerTest, CredentialsArriveAsEnvVariables) {
+  // Given a task whose lease carried credentials, then the child's env holds each as
+  // RESONANCE_CREDENTIAL_<NAME> (upper-cased, other characters as '_').
+  FakeSpawner spawner;
+  spawner.on_spawn = [](FakeSpawner::FakeChild& fc) { FakeSpawner::ExitLocked(fc, 0); };
+  ExecHandler handler(Sh("unused"), spawner, "w1");
+  SystemClock clock;
+  TaskContext ctx(clock, 30);
+  LeasedTask task = Task();
+  task.credentials = {{"api.token-2", "s3cret value"}, {"DB", "pw=1"}};
+  Outcome o = handler.Run(task, ctx);
+  ASSERT_TRUE(o.ok) << o.message;
+  const SpawnSpec spec = spawner.Last().spec;
+  EXPECT_EQ(EnvValue(spec, "RESONANCE_CREDENTIAL_API_TOKEN_2"), "s3cret value");
+  EXPECT_EQ(EnvValue(spec, "RESONANCE_CREDENTIAL_DB"), "pw=1");
+  EXPECT_EQ(CredentialEnvName("a.b-c_D9"), "RESONANCE_CREDENTIAL_A_B_C_D9");
+}
+
 TEST(ExecHandlerTest, TimeoutSendsTermThenKillAfterTheGrace) {
   // Given a child that ignores SIGTERM, a 10 s timeout and a 5 s grace on a fake clock:
   // nothing is sent before 10 s, SIGTERM at 10 s, SIGKILL only once 5 more passed.

@@ -2,6 +2,8 @@
 
 #include <atomic>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/clock.h"
 
@@ -21,6 +23,9 @@ struct LeasedTask {
   std::string span_id;  // this attempt's task.attempt span: set when a slot starts it
   std::string lease;  // token for heartbeat / complete / fail
   Micros lease_expires_at = 0;
+  // (name, value) of the credentials the action declares (docs/credentials.md). Secret:
+  // handed to the handler only, never logged or sent back.
+  std::vector<std::pair<std::string, std::string>> credentials;
 };
 
 // The lease of one held task as it moves: heartbeats push the deadline on, and a 409

@@ -145,6 +145,11 @@ Outcome PersistentHandler::Run(const LeasedTask& task, TaskContext& ctx) {
       .Key("traceparent")
       .String(task.span_id.empty() ? MakeTraceparent(task.trace_id, rng_)
                                    : trace::FormatTraceparent(task.trace_id, task.span_id));
+  if (!task.credentials.empty()) {
+    w.Key("credentials").BeginObject();
+    for (const auto& [name, value] : task.credentials) w.Key(name).String(value);
+    w.EndObject();
+  }
   w.EndObject();
   request.push_back('\n');
   io_->Write(request);

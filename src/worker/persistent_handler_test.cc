@@ -32,7 +32,7 @@ for line in sys.stdin:
     if p.get("fail"):
         out.write(json.dumps({"id": req["id"], "error": {"class": "validation", "message": "bad n"}}) + "\n")
     else:
-        out.write(json.dumps({"id": req["id"], "result": {"pid": os.getpid(), "n": p.get("n"), "attempt": req["attempt"]}}) + "\n")
+        out.write(json.dumps({"id": req["id"], "result": {"pid": os.getpid(), "n": p.get("n"), "attempt": req["attempt"], "creds": req.get("credentials")}}) + "\n")
     out.flush()
 )";
 
@@ -94,6 +94,22 @@ TEST_F(PersistentHandlerTest, ErrorRepliesProgressAndNoiseAreRead) {
   EXPECT_EQ(o.error_class, ErrorClass::kValidation);
   EXPECT_EQ(o.message, "bad n");
   EXPECT_NE(ctx.TakeProgress().value_or("").find("\"progress\": 0.5"), std::string::npos);
+}
+
+TEST_F(PersistentHandlerTest, CredentialsTravelInTheRequestLineOfTheirTaskOnly) {
+  // Given a task with credentials and one without, then the first request line carries
+  // them as "credentials" and the second has none.
+  PersistentHandler handler(Config(), spawner_, clock_, "w1", 0);
+  TaskContext ctx(clock_, 10);
+  LeasedTask with = Task(1);
+  with.credentials = {{"api.token", "s3cret"}};
+  Outcome o = handler.Run(with, ctx);
+  ASSERT_TRUE(o.ok) << o.message;
+  EXPECT_NE(o.result.find("\"creds\": {\"api.token\": \"s3cret\"}"), std::string::npos) << o.result;
+  TaskContext ctx2(clock_, 10);
+  o = handler.Run(Task(2), ctx2);
+  ASSERT_TRUE(o.ok) << o.message;
+  EXPECT_NE(o.result.find("\"creds\": null"), std::string::npos) << o.result;
 }
 
 TEST_F(PersistentHandlerTest, ACrashFailsTheTaskAndTheNextTaskGetsAFreshProcess) {

@@ -171,5 +171,18 @@ TEST(ParseLeaseReplyTest, ReadsTheTasksWithRawPayloads) {
   EXPECT_FALSE(ParseLeaseReply(R"({"tasks":[{"id":"x"}]})").ok());
 }
 
+TEST(ParseLeaseReplyTest, ReadsCredentialsInOrder) {
+  // Given a lease item with credentials, then each (name, value) is kept; a value that
+  // is no string makes the answer unreadable.
+  auto tasks = ParseLeaseReply(
+      R"({"tasks":[{"id":"a","lease":"L","credentials":{"api.token":"s3\"cret","db":"pw"}}]})");
+  ASSERT_TRUE(tasks.ok()) << tasks.status().message();
+  using Pairs = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_EQ((*tasks)[0].credentials, (Pairs{{"api.token", "s3\"cret"}, {"db", "pw"}}));
+  EXPECT_TRUE(ParseLeaseReply(R"({"tasks":[{"id":"a","lease":"L"}]})")->at(0).credentials.empty());
+  auto bad = ParseLeaseReply(R"({"tasks":[{"id":"a","lease":"L","credentials":{"x":1}}]})");
+  EXPECT_FALSE(bad.ok());
+}
+
 }  // namespace
 }  // namespace resonance::worker

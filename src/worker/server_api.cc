@@ -96,6 +96,13 @@ Status ReadTask(json::Value v, LeasedTask& t) {
       auto raw = json::Raw(fv);
       if (!raw) return Status(Code::kInvalidJson, "payload: unreadable");
       t.payload = std::move(*raw);
+    } else if (key == "credentials") {
+      return json::ForEachMember(fv, [&](std::string_view name, json::Value cv) -> Status {
+        auto value = json::String(cv);
+        if (!value) return Status(Code::kInvalidJson, "credentials: values must be strings");
+        t.credentials.emplace_back(std::string(name), std::move(*value));
+        return Status::Ok();
+      });
     } else if (key == "lease_expires_at") {
       t.lease_expires_at = ParseRfc3339(json::String(fv).value_or("")).value_or(0);
     }

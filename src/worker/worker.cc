@@ -57,6 +57,11 @@ int RunWorker(const WorkerFlags& flags) {
     if (!loaded.ok()) return ConfigError("config: " + loaded.status().message());
     config = std::move(*loaded);
   }
+  // Handlers reach the server (a refresh handler renews its credential there) at
+  // RESONANCE_SERVER_URL; a handler's own env may still set it.
+  for (auto& [action, handler] : config.handlers) {
+    handler.env.insert(handler.env.begin(), {"RESONANCE_SERVER_URL", flags.server});
+  }
   if (config.handlers.empty()) {
     log::Warn("worker",
               "no [handlers] configured" +

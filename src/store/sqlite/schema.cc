@@ -93,6 +93,17 @@ ALTER TABLE tasks ADD COLUMN on_success TEXT;
 ALTER TABLE tasks ADD COLUMN depth INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX tasks_parent ON tasks(parent_id, id) WHERE parent_id IS NOT NULL;
 )sql",
+    // 6: credentials (docs/credentials.md); the value is the secret itself.
+    R"sql(
+CREATE TABLE credentials (
+  name        TEXT PRIMARY KEY,
+  value       TEXT NOT NULL,
+  expires_at  INTEGER,
+  version     INTEGER NOT NULL,
+  updated_at  INTEGER NOT NULL,
+  config_hash TEXT NOT NULL DEFAULT ''
+) WITHOUT ROWID;
+)sql",
 };
 constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);
 static_assert(kMigrationCount == kSchemaVersion, "one migration per schema version");

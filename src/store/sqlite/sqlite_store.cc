@@ -378,10 +378,27 @@ Status SqliteStore::Apply(const Mutation& m) {
     delete_record_.BindText(2, dr->name);
     return delete_record_.Run();
   }
+  if (auto* pc = std::get_if<PutCredential>(&m)) return PutCredentialRow(pc->record);
   const auto& q = std::get<SetQueuePaused>(m);
   upsert_queue_.BindText(1, q.queue);
   upsert_queue_.BindInt(2, q.paused ? 1 : 0);
   return upsert_queue_.Run();
+}
+
+// Credentials change rarely: the statement is prepared on use.
+Status SqliteStore::PutCredentialRow(const CredentialRecord& c) {
+  sqlite::Stmt st(wdb_.get(),
+                  "INSERT OR REPLACE INTO credentials "
+                  "(name, value, expires_at, version, updated_at, config_hash) "
+                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+  if (!st.valid()) return st.status();
+  st.BindText(1, c.name);
+  st.BindText(2, c.value);
+  st.BindIntOrNull(3, c.expires_at);
+  st.BindInt(4, c.version);
+  st.BindInt(5, c.updated_at);
+  st.BindText(6, c.config_hash);
+  return st.Run();
 }
 
 Status SqliteStore::ApplyUpdate(const TaskUpdate& u) {
@@ -649,6 +666,21 @@ Result<std::vector<QueueDepthPoint>> SqliteStore::OpenTasksAt(const std::vector<
     while (st.Step()) out.push_back({t, st.Text(0), st.Int(1)});
     if (!st.status().ok()) return st.status();
   }
+  return out;
+}
+
+Result<std::vector<CredentialRecord>> SqliteStore::ListCredentials() {
+  std::lock_guard lock(read_mu_);
+  sqlite::Stmt st(rdb_.get(),
+                  "SELECT name, value, expires_at, version, updated_at, config_hash "
+                  "FROM credentials ORDER BY name");
+  if (!st.valid()) return st.status();
+  std::vector<CredentialRecord> out;
+  while (st.Step()) {
+    out.push_back({st.Text(0), st.Text(1), st.IsNull(2) ? 0 : st.Int(2), st.Int(3), st.Int(4),
+                   st.Text(5)});
+  }
+  if (!st.status().ok()) return st.status();
   return out;
 }
 

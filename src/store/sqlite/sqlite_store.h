@@ -63,6 +63,7 @@ class SqliteStore final : public Store {
                                           const std::string& action) override;
   Result<std::vector<QueueDepthPoint>> OpenTasksAt(const std::vector<Micros>& times) override;
   Result<std::vector<Record>> ListRecords(const RecordFilter& filter) override;
+  Result<std::vector<CredentialRecord>> ListCredentials() override;
 
   // WAL length in frames after the last commit (for tests and metrics).
   int wal_frames() const { return wal_frames_.load(std::memory_order_relaxed); }
@@ -87,6 +88,7 @@ class SqliteStore final : public Store {
   Status AddStats(int64_t minute, std::string_view queue, std::string_view action,
                   const MinuteStats& delta);
   Status ApplyUpdate(const TaskUpdate& u);
+  Status PutCredentialRow(const CredentialRecord& c);
   Status CommitGroup(std::deque<Pending>& group);
   // Runs the callbacks with s, through options_.deliver when set.
   void Deliver(std::deque<Pending>& group, const Status& s);

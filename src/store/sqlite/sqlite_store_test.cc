@@ -844,7 +844,8 @@ TEST_F(SqliteStoreTest, VersionOneDatabaseGainsTheStatsTable) {
                         "ALTER TABLE tasks DROP COLUMN schedule; "
                         "ALTER TABLE tasks DROP COLUMN scheduled_for; "
                         "DROP INDEX tasks_parent; ALTER TABLE tasks DROP COLUMN on_success; "
-                        "ALTER TABLE tasks DROP COLUMN depth; PRAGMA user_version = 1;")
+                        "ALTER TABLE tasks DROP COLUMN depth; DROP TABLE credentials; "
+                        "PRAGMA user_version = 1;")
                     .ok());
   }
   ASSERT_EQ(UserVersion(), 1);
@@ -956,7 +957,8 @@ TEST_F(SqliteStoreTest, VersionFourDatabaseGainsFollowupColumns) {
     sqlite::Db db;
     ASSERT_TRUE(db.Open(path_, false).ok());
     ASSERT_TRUE(db.Exec("DROP INDEX tasks_parent; ALTER TABLE tasks DROP COLUMN on_success; "
-                        "ALTER TABLE tasks DROP COLUMN depth; PRAGMA user_version = 4;"
+                        "ALTER TABLE tasks DROP COLUMN depth; DROP TABLE credentials; "
+                        "PRAGMA user_version = 4;"
                         "INSERT INTO tasks (id, queue, action, payload, priority, state, run_at, "
                         "attempt, max_attempts, timeout_s, created_at, updated_at) VALUES "
                         "('old', 'default', 'a', '{}', 0, 'ready', 1, 0, 5, 30, 1, 1);")
@@ -992,6 +994,46 @@ TEST_F(SqliteStoreTest, VersionFourDatabaseGainsFollowupColumns) {
   const Task& recovered = seen[0].id == "new" ? seen[0] : seen[1];
   EXPECT_EQ(recovered.on_success, t.on_success);
   EXPECT_EQ(recovered.depth, 3);
+}
+
+TEST_F(SqliteStoreTest, CredentialRowsAreWrittenReplacedAndListedByName) {
+  // Given two credentials written and one replaced (a later version), then the list holds
+  // each once, by name, with the last values; expires_at 0 reads back as 0 (NULL).
+  WriteBatch b;
+  b.mutations.push_back(PutCredential{{"zeta", "v1", 0, 1, 10, ""}});
+  b.mutations.push_back(PutCredential{{"alpha", "a1", 5'000'000, 1, 11, "hash"}});
+  ASSERT_TRUE(Submit(std::move(b)).ok());
+  WriteBatch c;
+  c.mutations.push_back(PutCredential{{"zeta", "v2", 7'000'000, 2, 12, ""}});
+  ASSERT_TRUE(Submit(std::move(c)).ok());
+  auto rows = store_->ListCredentials();
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_EQ((*rows)[0].name, "alpha");
+  EXPECT_EQ((*rows)[0].config_hash, "hash");
+  EXPECT_EQ((*rows)[0].expires_at, 5'000'000);
+  EXPECT_EQ((*rows)[1].name, "zeta");
+  EXPECT_EQ((*rows)[1].value, "v2");
+  EXPECT_EQ((*rows)[1].version, 2);
+  EXPECT_EQ((*rows)[1].expires_at, 7'000'000);
+  EXPECT_EQ((*rows)[1].updated_at, 12);
+}
+
+TEST_F(SqliteStoreTest, VersionFiveDatabaseGainsTheCredentialsTable) {
+  // Given a database as schema 5 left it, when the store opens it, then migration 6 adds
+  // the credentials table.
+  store_->Close();
+  store_.reset();
+  {
+    sqlite::Db db;
+    ASSERT_TRUE(db.Open(path_, false).ok());
+    ASSERT_TRUE(db.Exec("DROP TABLE credentials; PRAGMA user_version = 5;").ok());
+  }
+  Open();
+  EXPECT_EQ(UserVersion(), sqlite::kSchemaVersion);
+  auto rows = store_->ListCredentials();
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  EXPECT_TRUE(rows->empty());
 }
 
 }  // namespace
