@@ -98,9 +98,34 @@ uint64_t Engine::NewLeaseToken() {
   return v;
 }
 
-void Engine::AddLive(LiveTask t, const std::string& limit_key) {
+const LiveTask& Engine::AddLive(TaskId id, const Task& task) {
+  LiveTask t;
+  t.id = id;
+  t.run_at = task.run_at;
+  t.priority = task.priority;
+  t.timeout_s = task.timeout_s;
+  t.queue = QueueIndex(task.queue);
+  t.action = actions_.Intern(task.action);
+  t.attempt = static_cast<uint16_t>(task.attempt);
+  t.max_attempts = static_cast<uint16_t>(task.max_attempts);
+  t.throttled = static_cast<uint16_t>(task.throttled);
+  t.state = task.state;
+  t.cancel_requested = task.cancel_requested;
+  t.cost = static_cast<float>(task.cost);
+  t.has_on_success = !task.on_success.empty();
+  if (task.state == TaskState::kRunning) {
+    t.lease = ParseLease(task.lease);
+    t.lease_expires_at = task.lease_expires_at;
+    t.started_at = task.started_at;
+    t.worker = workers_.Intern(task.worker);
+  }
+  if (!task.idempotency_key.empty()) {
+    t.has_idempotency_key = true;
+    idempotency_[task.idempotency_key] = id;
+    key_of_[id] = task.idempotency_key;
+  }
   QueueState& q = queues_[t.queue];
-  t.lane = flow_.Attach(t.queue, q.name, t.action, actions_.Name(t.action), limit_key);
+  t.lane = flow_.Attach(t.queue, q.name, t.action, actions_.Name(t.action), task.limit_key);
   switch (t.state) {
     case TaskState::kReady: flow_.AddReady(t.lane, {t.priority, t.run_at, t.id}, t.cost); break;
     case TaskState::kScheduled:
@@ -115,7 +140,7 @@ void Engine::AddLive(LiveTask t, const std::string& limit_key) {
       break;
     default: break;
   }
-  live_.emplace(t.id, t);
+  return live_.emplace(t.id, t).first->second;
 }
 
 void Engine::EraseLive(TaskId id) {
@@ -218,32 +243,7 @@ Status Engine::Recover() {
       log::Warn("engine", "skipping task with malformed id " + t.id);
       return;
     }
-    LiveTask lt;
-    lt.id = *id;
-    lt.run_at = t.run_at;
-    lt.priority = t.priority;
-    lt.timeout_s = t.timeout_s;
-    lt.queue = QueueIndex(t.queue);
-    lt.action = actions_.Intern(t.action);
-    lt.attempt = static_cast<uint16_t>(t.attempt);
-    lt.max_attempts = static_cast<uint16_t>(t.max_attempts);
-    lt.throttled = static_cast<uint16_t>(t.throttled);
-    lt.state = t.state;
-    lt.cancel_requested = t.cancel_requested;
-    lt.cost = static_cast<float>(t.cost);
-    lt.has_on_success = !t.on_success.empty();
-    if (t.state == TaskState::kRunning) {
-      lt.lease = ParseLease(t.lease);
-      lt.lease_expires_at = t.lease_expires_at;
-      lt.started_at = t.started_at;
-      lt.worker = workers_.Intern(t.worker);
-    }
-    if (!t.idempotency_key.empty()) {
-      lt.has_idempotency_key = true;
-      idempotency_[t.idempotency_key] = lt.id;
-      key_of_[lt.id] = t.idempotency_key;
-    }
-    AddLive(lt, t.limit_key);
+    AddLive(*id, t);
     ++count;
   });
   if (!meta.ok()) return meta.status();
@@ -293,23 +293,7 @@ std::shared_ptr<const Task> Engine::CreateTask(NewTask& nt, Micros now, WriteBat
   t.depth = nt.depth;
   t.created_at = t.updated_at = now;
 
-  LiveTask lt;
-  lt.id = id;
-  lt.run_at = t.run_at;
-  lt.priority = t.priority;
-  lt.timeout_s = t.timeout_s;
-  lt.queue = QueueIndex(t.queue);
-  lt.action = actions_.Intern(t.action);
-  lt.max_attempts = static_cast<uint16_t>(t.max_attempts);
-  lt.state = t.state;
-  lt.cost = static_cast<float>(t.cost);
-  lt.has_on_success = !t.on_success.empty();
-  if (!t.idempotency_key.empty()) {
-    lt.has_idempotency_key = true;
-    idempotency_[t.idempotency_key] = id;
-    key_of_[id] = t.idempotency_key;
-  }
-  AddLive(lt, t.limit_key);
+  const LiveTask& lt = AddLive(id, t);
   if (options_.metrics) ActionMetrics(lt).enqueued->Inc();
 
   std::string data;
@@ -742,30 +726,21 @@ void Engine::Requeue(const std::string& id_text, Done done) {
     return done(Status(Code::kConflict, std::string("task is ") + TaskStateName(stored->state) +
                                             ", not dead"));
   }
-  LiveTask lt;
-  lt.id = *id;
-  lt.run_at = now;
-  lt.priority = stored->priority;
-  lt.timeout_s = stored->timeout_s;
-  lt.queue = QueueIndex(stored->queue);
-  lt.action = actions_.Intern(stored->action);
-  lt.max_attempts = static_cast<uint16_t>(stored->max_attempts);
-  lt.state = TaskState::kReady;
-  lt.cost = static_cast<float>(stored->cost);
-  lt.has_on_success = !stored->on_success.empty();
-  if (!stored->idempotency_key.empty()) {
-    lt.has_idempotency_key = true;
-    idempotency_[stored->idempotency_key] = lt.id;
-    key_of_[lt.id] = stored->idempotency_key;
-  }
-  AddLive(lt, stored->limit_key);
+  const int32_t previous_attempts = stored->attempt;
+  Task again = std::move(stored).value();
+  again.run_at = now;
+  again.state = TaskState::kReady;
+  again.attempt = 0;
+  again.throttled = 0;
+  again.cancel_requested = false;
+  const LiveTask& lt = AddLive(*id, again);
   TaskUpdate u = UpdateOf(lt, now);
   u.fields = TaskUpdate::kState | TaskUpdate::kRunAt | TaskUpdate::kAttempt | TaskUpdate::kError |
              TaskUpdate::kLease | TaskUpdate::kFinishedAt | TaskUpdate::kResult |
              TaskUpdate::kCancel | TaskUpdate::kProgress | TaskUpdate::kStartedAt;
   WriteBatch batch;
   std::string data;
-  JsonWriter(data).BeginObject().Key("previous_attempts").Int(stored->attempt).EndObject();
+  JsonWriter(data).BeginObject().Key("previous_attempts").Int(previous_attempts).EndObject();
   AppendEvent(batch, now, "task.requeued", lt.id, std::move(data));
   batch.mutations.push_back(UpdateTask{std::move(u)});
   SubmitLocked(std::move(batch), std::move(done));

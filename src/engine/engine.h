@@ -261,8 +261,9 @@ class Engine {
 
   // All below run with mu_ held.
   uint32_t QueueIndex(const std::string& name);
-  // Adds a task to memory and the indexes of its state, in the lane of its limit key.
-  void AddLive(LiveTask t, const std::string& limit_key);
+  // Adds a stored or new task to memory: the indexes of its state, the lane of its limit
+  // key, its idempotency key. Callers set `task` as the task is to be now.
+  const LiveTask& AddLive(TaskId id, const Task& task);
   // Forgets a task that turned terminal (t is gone afterwards).
   void EraseLive(TaskId id);
   // Appends FlowControl's pending ledger records (breakers, pauses) to the batch.
