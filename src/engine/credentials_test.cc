@@ -13,6 +13,7 @@
 
 #include "observe/log.h"
 #include "store/sqlite/sqlite_store.h"
+#include "store/sqlite/test_store.h"
 
 namespace resonance {
 namespace {
@@ -79,9 +80,8 @@ class CredentialsTest : public ::testing::Test {
   static void SetUpTestSuite() { log::SetLevel(log::Level::kError); }
 
   void SetUp() override {
-    char tmpl[] = "/tmp/resonance-credentials-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
+    dir_ = MakeTestDir("credentials-test");
+    ASSERT_FALSE(dir_.empty());
   }
   void TearDown() override {
     Stop();
@@ -89,10 +89,7 @@ class CredentialsTest : public ::testing::Test {
   }
 
   void Open(std::vector<CredentialSpec> specs) {
-    SqliteStoreOptions so;
-    so.path = dir_ + "/resonance.db";
-    so.durability = Durability::kOs;
-    auto opened = SqliteStore::Open(so);
+    auto opened = OpenTestStore(dir_);
     ASSERT_TRUE(opened.ok()) << opened.status().ToString();
     store_ = std::move(opened).value();
     engine_ = std::make_unique<Engine>(*store_, clock_, EngineOptions{});

@@ -16,6 +16,7 @@
 #include "observe/log.h"
 #include "store/forwarding_store.h"
 #include "store/sqlite/sqlite_store.h"
+#include "store/sqlite/test_store.h"
 
 namespace resonance {
 namespace {
@@ -60,9 +61,8 @@ class EngineFollowupsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() { log::SetLevel(log::Level::kError); }
   void SetUp() override {
-    char tmpl[] = "/tmp/resonance-followups-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
+    dir_ = MakeTestDir("followups-test");
+    ASSERT_FALSE(dir_.empty());
     ASSERT_NO_FATAL_FAILURE(Open());
   }
   void TearDown() override {
@@ -76,10 +76,7 @@ class EngineFollowupsTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
   }
   void Open() {
-    SqliteStoreOptions so;
-    so.path = dir_ + "/resonance.db";
-    so.durability = Durability::kOs;
-    auto opened = SqliteStore::Open(so);
+    auto opened = OpenTestStore(dir_);
     ASSERT_TRUE(opened.ok()) << opened.status().ToString();
     sqlite_ = std::move(opened).value();
     store_ = std::make_unique<RecordingStore>(*sqlite_);

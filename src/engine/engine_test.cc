@@ -21,6 +21,7 @@
 #include "observe/log.h"
 #include "store/forwarding_store.h"
 #include "store/sqlite/sqlite_store.h"
+#include "store/sqlite/test_store.h"
 
 namespace resonance {
 
@@ -115,9 +116,8 @@ class EngineTest : public ::testing::Test {
   static void SetUpTestSuite() { log::SetLevel(log::Level::kError); }
 
   void SetUp() override {
-    char tmpl[] = "/tmp/resonance-engine-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
+    dir_ = MakeTestDir("engine-test");
+    ASSERT_FALSE(dir_.empty());
     ASSERT_NO_FATAL_FAILURE(Open());
   }
 
@@ -131,10 +131,7 @@ class EngineTest : public ::testing::Test {
 
   // Opens store and engine over dir_ and recovers.
   void Open(EngineOptions options = {}) {
-    SqliteStoreOptions so;
-    so.path = dir_ + "/resonance.db";
-    so.durability = Durability::kOs;
-    auto opened = SqliteStore::Open(so);
+    auto opened = OpenTestStore(dir_);
     ASSERT_TRUE(opened.ok()) << opened.status().ToString();
     sqlite_ = std::move(opened).value();
     store_ = std::make_unique<FaultyStore>(*sqlite_);

@@ -15,6 +15,7 @@
 #include "observe/log.h"
 #include "store/forwarding_store.h"
 #include "store/sqlite/sqlite_store.h"
+#include "store/sqlite/test_store.h"
 
 namespace resonance {
 namespace {
@@ -240,13 +241,9 @@ class EngineEventsTest : public ::testing::Test {
   static void SetUpTestSuite() { log::SetLevel(log::Level::kError); }
 
   void SetUp() override {
-    char tmpl[] = "/tmp/resonance-events-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    SqliteStoreOptions so;
-    so.path = dir_ + "/resonance.db";
-    so.durability = Durability::kOs;
-    auto opened = SqliteStore::Open(so);
+    dir_ = MakeTestDir("events-test");
+    ASSERT_FALSE(dir_.empty());
+    auto opened = OpenTestStore(dir_);
     ASSERT_TRUE(opened.ok()) << opened.status().ToString();
     sqlite_ = std::move(opened).value();
     store_ = std::make_unique<HeldStore>(*sqlite_);
